@@ -1,0 +1,137 @@
+/* HTTP/1.1 client for the Engine API over a Unix socket or TCP, on the
+ * io_uring loop: keep-alive pool, bounded headers and bodies, chunked
+ * bodies, streamed bodies, and connection hijack for attach. */
+#ifndef RBX_HTTP_H
+#define RBX_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "engine/engine.h"
+#include "engine/log.h"
+#include "ringbox.h"
+
+/* Bounds on what a daemon may send: going past one is an RBX_ERR_IO error,
+ * never an unbounded allocation. */
+#define HTTP_HEADERS_MAX (64 * 1024)
+#define HTTP_BODY_MAX (8 * 1024 * 1024)
+#define HTTP_RECV_CHUNK (16 * 1024)
+
+/* Where the daemon listens. */
+struct http_endpoint {
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  char host_header[128]; /* value sent in Host */
+  char url[512];         /* as given, for messages */
+};
+
+/* Parses unix:///path, unix:/path, /path, or tcp://IP:PORT (an IP literal
+ * or "localhost": names are not looked up). Returns 0 or a negative code
+ * with err filled (RBX_ERR_INVALID). */
+int http_endpoint_parse(const char *url, struct http_endpoint *ep,
+                        struct rbx_error *err);
+
+struct http_call;
+struct http_client;
+
+struct http_response {
+  int status;
+  char *body;        /* whole body, NUL-terminated; NULL when streamed */
+  size_t body_len;
+  char content_type[128];
+  /* Hijacked requests only: the connection, now owned by the callee of
+   * done (close it), and bytes of the stream that came with the headers. */
+  int fd;
+  uint8_t *extra;
+  size_t extra_len;
+};
+
+/* Receives a streamed body piece by piece (de-chunked). Return 0 to go on,
+ * or a negative code to abort the call with an error. */
+typedef int (*http_body_fn)(void *data, const char *buf, size_t len);
+
+/* Called once per call on the loop. On success err is NULL and resp holds
+ * the answer (any status); resp and its body are valid only during the
+ * call, except resp->fd which the callee then owns. On failure resp is NULL
+ * and err says why. */
+typedef void (*http_done_fn)(struct http_call *call,
+                             struct http_response *resp,
+                             const struct rbx_error *err, void *data);
+
+struct http_request {
+  const char *method;
+  const char *target; /* path and query, already escaped */
+  const char *content_type; /* with body */
+  const void *body;
+  size_t body_len;
+  /* Attach-style: send Upgrade headers and, on 101 or a 200 with a raw
+   * stream content type and no length, hand the socket over in resp. */
+  bool hijack;
+  /* Deliver the body through on_body instead of buffering it (events). */
+  http_body_fn on_body;
+  /* Whole call, from queueing to the last body byte; 0: none. */
+  uint64_t timeout_ms;
+  /* Use a connection of its own outside the pool limit (long waits). */
+  bool dedicated;
+};
+
+/* Creates a client for ep on loop with at most max_conns pooled
+ * connections (0: 8). Hijacked and dedicated calls open their own. */
+int http_client_new(struct http_client **out, struct eng_loop *loop,
+                    const struct http_endpoint *ep, unsigned max_conns,
+                    const struct rbx_logger *log, struct rbx_error *err);
+
+/* Cancels every call (their callbacks report RBX_ERR_CANCELLED), closes
+ * idle connections, and frees the client once nothing is in flight; the
+ * caller keeps running the loop until then. Accepts NULL. */
+void http_client_close(struct http_client *client);
+
+/* Queues a request. Strings and body are copied. Returns the call, or NULL
+ * with err filled when it cannot be queued; done is then never called.
+ * done is never called before this returns. */
+struct http_call *http_request(struct http_client *client,
+                               const struct http_request *req,
+                               http_done_fn done, void *data,
+                               struct rbx_error *err);
+
+/* Stops a call; its done callback runs with RBX_ERR_CANCELLED unless it has
+ * already run. */
+void http_call_cancel(struct http_call *call);
+
+/* Calls queued or in flight, and open connections. */
+unsigned http_client_calls(const struct http_client *client);
+unsigned http_client_connections(const struct http_client *client);
+
+/* The Docker multiplexed stream: 8-byte frame headers (stream id, three
+ * zero bytes, big-endian length) then the payload. Frames are passed on as
+ * they arrive, in pieces, never buffered whole. */
+#define HTTP_DEMUX_FRAME_MAX (64u * 1024 * 1024)
+
+struct http_demux {
+  uint8_t header[8];
+  size_t header_len;
+  uint32_t remaining;
+  int stream;
+};
+
+/* Called with each piece of payload: stream 1 is stdout, 2 is stderr. A
+ * nonzero return stops the feed and is returned by http_demux_feed. */
+typedef int (*http_demux_fn)(void *data, int stream, const uint8_t *buf,
+                             size_t len);
+
+/* Feeds received bytes. Returns 0, a callback's nonzero return, or a
+ * negative code with err filled when the stream is malformed (unknown
+ * stream id, nonzero padding, a frame over HTTP_DEMUX_FRAME_MAX). */
+int http_demux_feed(struct http_demux *demux, const uint8_t *buf, size_t len,
+                    http_demux_fn fn, void *data, struct rbx_error *err);
+
+/* True when no frame is half-read (the stream may end here cleanly). */
+bool http_demux_at_boundary(const struct http_demux *demux);
+
+/* Percent-escapes a string for a query value into out. Returns the length
+ * or -ENAMETOOLONG. */
+int http_query_escape(const char *in, char *out, size_t out_size);
+
+#endif
