@@ -45,17 +45,28 @@ int rbx_err_set(struct rbx_error *err, enum rbx_error_kind kind, int code,
 
 void rbx_err_prefix(struct rbx_error *err, const char *fmt, ...)
 {
-  char prefix[128];
-  char old[RBX_ERROR_MESSAGE_MAX];
+  char merged[RBX_ERROR_MESSAGE_MAX];
+  size_t used;
   va_list ap;
+  int n;
 
   if (!err)
     return;
   va_start(ap, fmt);
-  vsnprintf(prefix, sizeof(prefix), fmt, ap);
+  n = vsnprintf(merged, sizeof(merged) - 2, fmt, ap);
   va_end(ap);
-  memcpy(old, err->message, sizeof(old));
-  snprintf(err->message, sizeof(err->message), "%s: %s", prefix, old);
+  if (n < 0)
+    return;
+  used = (size_t)n < sizeof(merged) - 3 ? (size_t)n : sizeof(merged) - 3;
+  merged[used++] = ':';
+  merged[used++] = ' ';
+  size_t rest = strnlen(err->message, sizeof(err->message));
+
+  if (rest > sizeof(merged) - 1 - used)
+    rest = sizeof(merged) - 1 - used;
+  memcpy(merged + used, err->message, rest);
+  merged[used + rest] = '\0';
+  memcpy(err->message, merged, sizeof(merged));
 }
 
 void rbx_err_clear(struct rbx_error *err)

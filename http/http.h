@@ -52,6 +52,10 @@ struct http_response {
  * or a negative code to abort the call with an error. */
 typedef int (*http_body_fn)(void *data, const char *buf, size_t len);
 
+/* Called once when the response headers have arrived, before the body:
+ * for a wait request this means the daemon has registered the wait. */
+typedef void (*http_headers_fn)(void *data, int status);
+
 /* Called once per call on the loop. On success err is NULL and resp holds
  * the answer (any status); resp and its body are valid only during the
  * call, except resp->fd which the callee then owns. On failure resp is NULL
@@ -69,8 +73,10 @@ struct http_request {
   /* Attach-style: send Upgrade headers and, on 101 or a 200 with a raw
    * stream content type and no length, hand the socket over in resp. */
   bool hijack;
-  /* Deliver the body through on_body instead of buffering it (events). */
+  /* Deliver the body of a 2xx answer through on_body instead of buffering
+   * it (events); other answers are buffered for done as usual. */
   http_body_fn on_body;
+  http_headers_fn on_headers;
   /* Whole call, from queueing to the last body byte; 0: none. */
   uint64_t timeout_ms;
   /* Use a connection of its own outside the pool limit (long waits). */

@@ -163,6 +163,11 @@ struct rbx_result {
 /* Frees the buffers of a result that the caller owns. Accepts NULL. */
 void rbx_result_clear(struct rbx_result *result);
 
+/* Takes over the buffers of the result passed to a completion callback:
+ * *dst becomes the caller's (free with rbx_result_clear) and src is left
+ * without buffers. Only valid inside that callback. */
+void rbx_result_move(struct rbx_result *dst, const struct rbx_result *src);
+
 struct rbx_context;
 struct rbx_exec;
 

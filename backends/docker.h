@@ -1,0 +1,122 @@
+/* Internals shared by the Engine API backend's files: the backend state,
+ * the request helpers, and the limited-network and sweep entry points. */
+#ifndef RBX_DOCKER_H
+#define RBX_DOCKER_H
+
+#include <cjson/cJSON.h>
+
+#include "backends/exec.h"
+#include "http/http.h"
+
+/* Label keys on every object ringbox creates. */
+#define DOCKER_LABEL "ringbox"
+#define DOCKER_LABEL_OWNER "ringbox.owner"
+#define DOCKER_LABEL_DEADLINE "ringbox.deadline"
+#define DOCKER_LABEL_ROLE "ringbox.role"
+
+/* Short requests (create, start, kill, inspect, remove) must answer within
+ * this time; a daemon slower than this is reported as timed out. */
+#define DOCKER_REQUEST_TIMEOUT_MS 60000
+/* After a kill, how long the exit may take before the execution is ended
+ * anyway (and the container removed by force). */
+#define DOCKER_KILL_GRACE_MS 10000
+/* Added to an execution's timeout for its deadline label, so the sweep
+ * never removes the objects of a live execution still winding down. */
+#define DOCKER_DEADLINE_GRACE_S 120
+
+struct docker_exec;
+struct docker_net;
+
+/* Differences between Docker and Podman's compatible API, found once from
+ * /version and used wherever the two behave differently. */
+struct docker_quirks {
+  bool podman;
+  /* Podman reports some conflicts (removal in progress) as 500. */
+  bool conflict_as_500;
+  /* Podman drops its configured default rlimits when a request names any
+   * Ulimits, and then tries the host's nproc limit, which fails without
+   * CAP_SYS_RESOURCE; so nproc is sent explicitly. */
+  bool ulimits_replace_defaults;
+};
+
+/* The nproc rlimit sent to Podman along with nofile. It counts every
+ * process of the container's user on the host, so it is kept well above
+ * any one sandbox's PID limit. */
+#define DOCKER_PODMAN_NPROC 4096
+
+struct docker_backend {
+  struct rbx_context *ctx;
+  struct http_client *http;
+  struct http_endpoint ep;
+  char api_prefix[16];    /* "/v1.41" */
+  char engine_name[32];   /* "docker" or "podman" */
+  char engine_version[64];
+  struct docker_quirks quirks;
+  char owner[192];        /* pid:starttime:bootid of this process */
+  /* Executions whose result has been delivered and whose container is
+   * still being removed. */
+  struct docker_exec *reaping;
+  unsigned reaping_count;
+  /* Idle network holders, for network none without a namespace each. */
+  struct docker_holder *holders;
+  unsigned holders_idle;
+  unsigned holders_creating;
+  unsigned holders_total;
+  struct docker_holder *holders_all;
+  struct docker_exec *holder_waiters;
+  /* Shared named proxies already created by this context. */
+  struct docker_net_shared *shared_proxies;
+};
+
+typedef void (*docker_done_fn)(void *data, struct http_response *resp,
+                               const struct rbx_error *err);
+
+/* Sends METHOD api_prefix+target with an optional JSON body (taken, and
+ * freed); done runs on the loop. Returns the call or NULL with err set. */
+struct http_call *docker_request(struct docker_backend *be, const char *method,
+                                 const char *target, cJSON *body,
+                                 http_done_fn done, void *data,
+                                 struct rbx_error *err);
+
+/* Runs one request to the end by driving the loop. Not for use inside a
+ * callback. On success returns the status and, when body_out is not NULL,
+ * the parsed JSON body (caller frees). */
+int docker_request_sync(struct docker_backend *be, const char *method,
+                        const char *target, cJSON *body, cJSON **body_out,
+                        struct rbx_error *err);
+
+/* Fills err from a non-2xx answer: "what: daemon answered 404: No such
+ * container: ..." with kind RBX_ERR_DAEMON. Returns a negative code. */
+int docker_error_from_response(const struct docker_backend *be,
+                               const struct http_response *resp,
+                               const char *what, struct rbx_error *err);
+
+/* The labels object for a new container or network. */
+cJSON *docker_labels(const struct docker_backend *be, const char *role,
+                     uint64_t timeout_ms);
+
+/* Limited network set-up and teardown for one execution. set_up creates the
+ * internal network and the proxy and then calls ready; the execution reads
+ * network name and proxy URL from docker_net_*. teardown removes what
+ * set_up created (a shared proxy is only disconnected) and calls gone. */
+typedef void (*docker_net_fn)(void *data, const struct rbx_error *err);
+
+int docker_net_set_up(struct docker_backend *be, struct rbx_exec *exec,
+                      struct docker_net **out, docker_net_fn ready,
+                      void *data, struct rbx_error *err);
+const char *docker_net_name(const struct docker_net *net);
+const char *docker_net_proxy_url(const struct docker_net *net);
+void docker_net_teardown(struct docker_net *net, docker_net_fn gone,
+                         void *data);
+
+/* Removes objects of dead or expired owners (containers, then proxies,
+ * then networks). Blocking; returns the count removed or a negative code. */
+int docker_sweep(struct docker_backend *be, bool everything_of_mine,
+                 struct rbx_error *err);
+
+/* Reads the start time of a process from /proc (clock ticks since boot).
+ * Returns 0 or a negative errno. */
+int docker_proc_start_time(int pid, unsigned long long *start);
+int docker_boot_id(char *out, size_t size);
+
+#endif
