@@ -37,6 +37,9 @@ struct docker_exec {
   char name[64];
   char id[72];
   struct docker_net *net;
+  struct docker_holder *holder; /* network namespace lent for network none */
+  bool holder_broken;
+  bool no_holder;              /* retrying after a holder failed */
   struct http_call *call;      /* the short request in flight */
   struct http_call *wait_call; /* the wait, until it answers */
   int attach_fd;
@@ -58,6 +61,7 @@ struct docker_exec {
   enum rbx_end end;
   bool end_set;
   bool failed;
+  bool retry_without_holder;
   bool inspected;
   bool in_step;
   bool step_again;
@@ -379,6 +383,12 @@ static void on_removed(struct http_call *call, struct http_response *resp,
 
   (void)call;
   dx->call = NULL;
+  if (dx->holder) {
+    /* A holder whose borrower could not be removed may still share its
+     * namespace with a live process: it is never lent again. */
+    docker_holder_release(dx->holder, dx->holder_broken || err != NULL);
+    dx->holder = NULL;
+  }
   if (err) {
     rbx_log(&dx->be->ctx->log, RBX_LOG_WARN,
             "remove failed container=%.12s error=%s; the sweep will retry",
@@ -416,6 +426,53 @@ static void start_remove(struct docker_exec *dx)
 }
 
 static void inspect_for_oom(struct docker_exec *dx);
+static void send_create(struct docker_exec *dx);
+
+static void on_discarded(struct http_call *call, struct http_response *resp,
+                         const struct rbx_error *err, void *data)
+{
+  struct docker_backend *be = data;
+
+  (void)call;
+  (void)resp;
+  (void)err;
+  be->background--;
+}
+
+/* Removes a container nobody waits for; the sweep covers a failure. */
+static void discard_container(struct docker_backend *be, const char *id)
+{
+  char target[160];
+  struct rbx_error err;
+
+  snprintf(target, sizeof(target), "/containers/%s?force=1&v=1", id);
+  be->background++;
+  if (!docker_request(be, "DELETE", target, NULL, on_discarded, be, &err))
+    be->background--;
+}
+
+/* The holder's namespace was gone at start (a daemon restart stops every
+ * holder): drop the holder and its idle peers and run the execution again
+ * with a namespace of its own. Nothing of the command ran. */
+static void retry_without_holder(struct docker_exec *dx)
+{
+  rbx_log(&dx->be->ctx->log, RBX_LOG_INFO,
+          "network holder failed; retrying without it container=%.12s "
+          "error=%s",
+          dx->id, dx->err.message);
+  discard_container(dx->be, dx->id);
+  docker_holder_release(dx->holder, true);
+  dx->holder = NULL;
+  dx->no_holder = true;
+  dx->retry_without_holder = false;
+  dx->id[0] = '\0';
+  dx->failed = false;
+  dx->started = dx->kill_sent = dx->attach_eof = dx->exit_known = false;
+  dx->wait_registered = dx->stdin_done = false;
+  dx->stdin_sent = 0;
+  memset(&dx->demux, 0, sizeof(dx->demux));
+  send_create(dx);
+}
 
 /* Ends an execution stopped before its container ran: a cancel is an
  * error (nothing ran), a deadline is a timeout with no exit status. */
@@ -446,6 +503,12 @@ static bool step_once(struct docker_exec *dx)
     if (dx->wait_call)
       http_call_cancel(dx->wait_call);
     close_attach(dx);
+    if (dx->retry_without_holder) {
+      if (!dx->recv_op.in_flight && !dx->send_op.in_flight && !dx->call &&
+          !dx->wait_call && dx->attach_fd < 0)
+        retry_without_holder(dx);
+      return false;
+    }
     stop_timers(dx);
     if (io_idle(dx) && dx->attach_fd < 0) {
       deliver(dx);
@@ -761,6 +824,9 @@ static void on_started(struct http_call *call, struct http_response *resp,
     dx_fail(dx, &serr);
   } else if (resp->status != 204 && resp->status != 304) {
     dx_fail_daemon(dx, resp, "start container");
+    if (dx->holder && !dx->end_set &&
+        strstr(dx->err.message, docker_holder_id(dx->holder)))
+      dx->retry_without_holder = true;
   } else {
     dx->started = true;
     begin_running(dx);
@@ -994,6 +1060,13 @@ static cJSON *container_config(struct docker_exec *dx)
   cJSON *env = string_array(spec->env);
   const char *network_mode = "none";
 
+  char holder_mode[96];
+
+  if (dx->holder) {
+    snprintf(holder_mode, sizeof(holder_mode), "container:%s",
+             docker_holder_id(dx->holder));
+    network_mode = holder_mode;
+  }
   if (policy->network == RBX_NET_FULL)
     network_mode = "bridge";
   else if (policy->network == RBX_NET_LIMITED && dx->net)
@@ -1122,6 +1195,25 @@ static void on_net_ready(void *data, const struct rbx_error *err)
   send_create(dx);
 }
 
+static void on_holder(void *data, struct docker_holder *holder,
+                      const struct rbx_error *err)
+{
+  struct docker_exec *dx = data;
+
+  if (err)
+    rbx_log(&dx->be->ctx->log, RBX_LOG_WARN,
+            "no network holder; the execution gets its own namespace "
+            "error=%s", err->message);
+  dx->holder = holder;
+  if (dx->end_set) {
+    dx->phase = PHASE_RUNNING;
+    end_before_start(dx);
+    step(dx);
+    return;
+  }
+  send_create(dx);
+}
+
 static int docker_start(struct rbx_exec *exec, struct rbx_error *err)
 {
   struct docker_backend *be = exec->ctx->backend_state;
@@ -1157,6 +1249,15 @@ static int docker_start(struct rbx_exec *exec, struct rbx_error *err)
       return 0;
     }
     return 0;
+  }
+  if (exec->spec.policy.network == RBX_NET_NONE &&
+      !be->ctx->opts.no_holder_pool) {
+    dx->phase = PHASE_NET;
+    if (docker_holder_acquire(be, on_holder, dx, err) == 0)
+      return 0;
+    rbx_log(&be->ctx->log, RBX_LOG_WARN,
+            "no network holder; the execution gets its own namespace "
+            "error=%s", err->message);
   }
   send_create(dx);
   return 0;
@@ -1389,6 +1490,10 @@ static void docker_free(struct rbx_context *ctx)
     return;
   /* Let background removals finish, bounded by the request timeout. */
   while (be->reaping_count > 0 && eng_now_ms() < until)
+    if (eng_run_once(ctx->loop, true) < 0)
+      break;
+  docker_holder_flush(be);
+  while (be->background > 0 && eng_now_ms() < until)
     if (eng_run_once(ctx->loop, true) < 0)
       break;
   {

@@ -60,16 +60,34 @@ struct docker_backend {
   /* Idle network holders, for network none without a namespace each. */
   struct docker_holder *holders;
   unsigned holders_idle;
-  unsigned holders_creating;
   unsigned holders_total;
-  struct docker_holder *holders_all;
-  struct docker_exec *holder_waiters;
+  unsigned holder_seq;
+  /* Requests that outlive their execution (holder removals). */
+  unsigned background;
   /* Shared named proxies already created by this context. */
   struct docker_net_shared *shared_proxies;
 };
 
-typedef void (*docker_done_fn)(void *data, struct http_response *resp,
-                               const struct rbx_error *err);
+/* The image network holders run: it only needs a `sleep`. */
+#define DOCKER_HOLDER_IMAGE "ringbox-tools:" RBX_VERSION
+
+struct docker_holder;
+
+/* Called with a running holder, or with err when none could be made (the
+ * execution then goes on without one). */
+typedef void (*docker_holder_fn)(void *data, struct docker_holder *holder,
+                                 const struct rbx_error *err);
+
+/* Lends an idle holder, or creates one. ready may run before this returns.
+ * Returns 0, or a negative code with err filled (ready is then not run). */
+int docker_holder_acquire(struct docker_backend *be, docker_holder_fn ready,
+                          void *data, struct rbx_error *err);
+const char *docker_holder_id(const struct docker_holder *holder);
+/* Gives a holder back once its borrower is removed. broken: the holder
+ * failed (the daemon may have restarted), so it and every idle holder are
+ * removed. */
+void docker_holder_release(struct docker_holder *holder, bool broken);
+void docker_holder_flush(struct docker_backend *be);
 
 /* Sends METHOD api_prefix+target with an optional JSON body (taken, and
  * freed); done runs on the loop. Returns the call or NULL with err set. */
