@@ -54,7 +54,7 @@ struct exec_spec {
   bool has_stdin;
   struct rbx_mount *mounts; /* sources resolved to real paths */
   size_t mounts_count;
-  struct rbx_policy policy; /* strings point into `strings` storage */
+  struct rbx_policy policy; /* strings point into `owned` */
   char **owned;             /* every string the copy allocated */
   size_t owned_count;
 };
