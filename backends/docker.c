@@ -33,6 +33,9 @@ struct docker_exec {
   struct docker_backend *be;
   struct rbx_exec *exec; /* NULL once the result is delivered */
   struct docker_exec *next, *prev; /* be->reaping */
+  struct docker_exec *live_next, *live_prev; /* be->live */
+  bool is_live;
+  bool fallback_wait; /* events dropped while start was in flight */
   enum phase phase;
   char name[64];
   char id[72];
@@ -318,6 +321,74 @@ static void stop_timers(struct docker_exec *dx)
     eng_cancel(&dx->grace_op);
 }
 
+static void live_add(struct docker_exec *dx)
+{
+  struct docker_backend *be = dx->be;
+
+  dx->live_prev = NULL;
+  dx->live_next = be->live;
+  if (be->live)
+    be->live->live_prev = dx;
+  be->live = dx;
+  dx->is_live = true;
+}
+
+static void live_remove(struct docker_exec *dx)
+{
+  struct docker_backend *be = dx->be;
+
+  if (!dx->is_live)
+    return;
+  if (dx->live_prev)
+    dx->live_prev->live_next = dx->live_next;
+  else
+    be->live = dx->live_next;
+  if (dx->live_next)
+    dx->live_next->live_prev = dx->live_prev;
+  dx->live_next = dx->live_prev = NULL;
+  dx->is_live = false;
+}
+
+void docker_exec_event(struct docker_backend *be, const char *id, bool oom,
+                       int exit_code)
+{
+  for (struct docker_exec *dx = be->live; dx; dx = dx->live_next) {
+    if (strcmp(dx->id, id) != 0)
+      continue;
+    if (oom) {
+      dx->oom = true;
+    } else if (!dx->exit_known) {
+      dx->exit_code = exit_code;
+      dx->exit_known = true;
+    }
+    step(dx);
+    return;
+  }
+}
+
+static void send_wait(struct docker_exec *dx, const char *condition);
+
+void docker_exec_events_lost(struct docker_backend *be)
+{
+  struct docker_exec *dx = be->live;
+
+  while (dx) {
+    struct docker_exec *next = dx->live_next;
+
+    if (!dx->exit_known && !dx->wait_call && !dx->failed) {
+      if (dx->started)
+        send_wait(dx, "not-running");
+      else if (dx->phase == PHASE_START)
+        dx->fallback_wait = true;
+      else {
+        dx->wait_registered = false;
+        send_wait(dx, "next-exit");
+      }
+    }
+    dx = next;
+  }
+}
+
 /* Hands the result or error to the user once all I/O of the execution
  * itself is done; the container's removal goes on in the background. */
 static void deliver(struct docker_exec *dx)
@@ -327,6 +398,7 @@ static void deliver(struct docker_exec *dx)
 
   dx->phase = PHASE_DELIVERED;
   dx->exec = NULL;
+  live_remove(dx);
   snprintf(exec->result.id, sizeof(exec->result.id), "%s", dx->id);
   exec->result.wall_ms = eng_now_ms() - exec->start_ms;
   if (!dx->failed) {
@@ -461,6 +533,7 @@ static void retry_without_holder(struct docker_exec *dx)
           "error=%s",
           dx->id, dx->err.message);
   discard_container(dx->be, dx->id);
+  live_remove(dx);
   docker_holder_release(dx->holder, true);
   dx->holder = NULL;
   dx->no_holder = true;
@@ -516,7 +589,9 @@ static bool step_once(struct docker_exec *dx)
     }
     return false;
   }
-  if (!dx->attach_eof || !dx->exit_known || dx->call)
+  if (dx->exit_known && dx->wait_call)
+    http_call_cancel(dx->wait_call);
+  if (!dx->attach_eof || !dx->exit_known || dx->call || dx->wait_call)
     return false;
   if (dx->exit_code == 137 && !dx->end_set && !dx->inspected) {
     dx->inspected = true;
@@ -600,6 +675,10 @@ static void on_wait(struct http_call *call, struct http_response *resp,
       rbx_err_prefix(&werr, "wait for container %.12s", dx->id);
       dx_fail(dx, &werr);
     }
+    step(dx);
+    return;
+  }
+  if (dx->exit_known) {
     step(dx);
     return;
   }
@@ -829,6 +908,8 @@ static void on_started(struct http_call *call, struct http_response *resp,
       dx->retry_without_holder = true;
   } else {
     dx->started = true;
+    if (dx->fallback_wait && !dx->exit_known && !dx->wait_call)
+      send_wait(dx, "not-running");
     begin_running(dx);
     return;
   }
@@ -869,15 +950,15 @@ static void on_wait_headers(void *data, int status)
     send_start(dx);
 }
 
-static void send_wait(struct docker_exec *dx)
+static void send_wait(struct docker_exec *dx, const char *condition)
 {
   char target[200];
   char full[256];
   struct http_request req = {0};
   struct rbx_error err;
 
-  snprintf(target, sizeof(target), "/containers/%s/wait?condition=next-exit",
-           dx->id);
+  snprintf(target, sizeof(target), "/containers/%s/wait?condition=%s", dx->id,
+           condition);
   snprintf(full, sizeof(full), "%s%s", dx->be->api_prefix, target);
   req.method = "POST";
   req.target = full;
@@ -958,7 +1039,11 @@ static void send_attach(struct docker_exec *dx)
     step(dx);
     return;
   }
-  send_wait(dx);
+  /* With the events stream connected, the exit is seen there. */
+  if (docker_events_ready(dx->be))
+    dx->wait_registered = true;
+  else
+    send_wait(dx, "next-exit");
 }
 
 static cJSON *string_array(char *const *items)
@@ -1150,6 +1235,7 @@ static void on_created(struct http_call *call, struct http_response *resp,
   }
   snprintf(dx->id, sizeof(dx->id), "%s", id->valuestring);
   cJSON_Delete(json);
+  live_add(dx);
   rbx_log(&dx->be->ctx->log, RBX_LOG_DEBUG, "created container=%.12s name=%s",
           dx->id, dx->name);
   if (dx->end_set) {
@@ -1333,6 +1419,7 @@ static int negotiate(struct docker_backend *be, struct rbx_error *err)
         be->quirks.podman = true;
         be->quirks.conflict_as_500 = true;
         be->quirks.ulimits_replace_defaults = true;
+        be->quirks.no_event_name_filter = true;
         snprintf(be->engine_name, sizeof(be->engine_name), "podman");
       }
     }
@@ -1473,7 +1560,15 @@ int docker_backend_init(struct rbx_context *ctx, struct rbx_error *err)
       rbx_log(&ctx->log, RBX_LOG_WARN, "start-up sweep failed: %s",
               serr.message);
   }
+  if (rc == 0 && !ctx->opts.no_events_stream)
+    rc = docker_events_start(be, err);
   if (rc < 0) {
+    if (be->http) {
+      http_client_close(be->http);
+      while (eng_in_flight(ctx->loop) > 0)
+        if (eng_run_once(ctx->loop, true) < 0)
+          break;
+    }
     free(be);
     ctx->backend_state = NULL;
     return rc;
@@ -1503,6 +1598,7 @@ static void docker_free(struct rbx_context *ctx)
       rbx_log(&ctx->log, RBX_LOG_WARN, "shutdown sweep failed: %s",
               err.message);
   }
+  docker_events_stop(be);
   http_client_close(be->http);
   while (eng_in_flight(ctx->loop) > 0)
     if (eng_run_once(ctx->loop, true) < 0)

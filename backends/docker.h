@@ -37,6 +37,9 @@ struct docker_quirks {
    * Ulimits, and then tries the host's nproc limit, which fails without
    * CAP_SYS_RESOURCE; so nproc is sent explicitly. */
   bool ulimits_replace_defaults;
+  /* Podman matches an events "event" filter against its own names ("died"
+   * rather than "die") and so drops every event: filter here instead. */
+  bool no_event_name_filter;
 };
 
 /* The nproc rlimit sent to Podman along with nofile. It counts every
@@ -64,6 +67,9 @@ struct docker_backend {
   unsigned holder_seq;
   /* Requests that outlive their execution (holder removals). */
   unsigned background;
+  /* Executions with a container, for events to find them by id. */
+  struct docker_exec *live;
+  struct docker_events *events;
   /* Shared named proxies already created by this context. */
   struct docker_net_shared *shared_proxies;
 };
@@ -126,6 +132,21 @@ const char *docker_net_name(const struct docker_net *net);
 const char *docker_net_proxy_url(const struct docker_net *net);
 void docker_net_teardown(struct docker_net *net, docker_net_fn gone,
                          void *data);
+
+/* The /events stream. start connects it and waits (bounded) for its
+ * headers; while it is ready, executions need no wait request. */
+struct docker_events;
+int docker_events_start(struct docker_backend *be, struct rbx_error *err);
+bool docker_events_ready(const struct docker_backend *be);
+void docker_events_stop(struct docker_backend *be);
+
+/* Called by the events stream: an OOM (oom true) or an exit with its code
+ * for container id. */
+void docker_exec_event(struct docker_backend *be, const char *id, bool oom,
+                       int exit_code);
+/* Called when the stream drops: executions still waiting for their exit
+ * send wait requests of their own. */
+void docker_exec_events_lost(struct docker_backend *be);
 
 /* Removes objects of dead or expired owners (containers, then proxies,
  * then networks). Blocking; returns the count removed or a negative code. */

@@ -72,6 +72,8 @@ struct rbx_options {
   bool no_holder_pool;     /* create a network namespace per execution
                               instead of lending pooled loopback holders */
   unsigned holder_pool_max; /* network holders kept idle (default 16) */
+  bool no_events_stream;   /* one wait request per execution instead of
+                              exits read from one /events stream */
   rbx_log_fn log_fn;
   void *log_userdata;
   enum rbx_log_level log_level;
