@@ -284,7 +284,8 @@ void http_call_cancel(struct http_call *call)
 
 static int grow_body(struct http_call *call, const char *at, size_t len)
 {
-  if (call->body_len + len + 1 > HTTP_BODY_MAX)
+  /* The limit counts body bytes; the buffer has one more for the NUL. */
+  if (call->body_len + len > HTTP_BODY_MAX)
     return -1;
   if (call->body_len + len + 1 > call->body_cap) {
     size_t cap = call->body_cap ? call->body_cap : 1024;
@@ -292,8 +293,8 @@ static int grow_body(struct http_call *call, const char *at, size_t len)
 
     while (cap < call->body_len + len + 1)
       cap *= 2;
-    if (cap > HTTP_BODY_MAX)
-      cap = HTTP_BODY_MAX;
+    if (cap > HTTP_BODY_MAX + 1)
+      cap = HTTP_BODY_MAX + 1;
     body = realloc(call->body, cap);
     if (!body)
       return -1;
@@ -544,7 +545,10 @@ static void conn_parse(struct http_conn *conn, const uint8_t *data, size_t len)
     used = pos ? (size_t)(pos - (const char *)data) : len;
     if (used > len)
       used = len;
-    if (rc == HPE_PAUSED_UPGRADE && !call->upgrade) {
+    /* llhttp reports a 101 as a complete message before it pauses for
+     * the upgrade, so the status is what tells. */
+    if ((rc == HPE_PAUSED_UPGRADE || call->status == 101) &&
+        !call->upgrade) {
       conn_fail(conn, RBX_ERR_IO, -EPROTO,
                 "daemon switched protocols on a plain request");
       return;
