@@ -392,9 +392,8 @@ static void linger_recv(struct conn *c)
     conn_close(c, "cannot read client");
 }
 
-static void start_linger(struct conn *c, const char *reason)
+static void start_linger(struct conn *c)
 {
-  (void)reason;
   c->state = CONN_LINGER;
   set_deadline(c, PROXY_LINGER_MS);
   close_fd(&c->ufd);
@@ -511,7 +510,7 @@ static void relay_eof(struct relay_dir *d)
       conn_close(c, "upstream closed without a response");
       return;
     }
-    start_linger(c, "response relayed");
+    start_linger(c);
     return;
   }
   d->done = true;
@@ -845,7 +844,7 @@ static void on_down_op(struct eng_op *op, int res)
       conn_close(c, "cannot send reply");
     return;
   }
-  start_linger(c, "reply sent");
+  start_linger(c);
 }
 
 static void on_deadline(struct conn *c)
