@@ -465,7 +465,7 @@ static void on_removed(struct http_call *call, struct http_response *resp,
     rbx_log(&dx->be->ctx->log, RBX_LOG_WARN,
             "remove failed container=%.12s error=%s; the sweep will retry",
             dx->id, err->message);
-  } else if (resp->status >= 300 && resp->status != 404 &&
+  } else if (resp && resp->status >= 300 && resp->status != 404 &&
              !(resp->status == 409 || dx->be->quirks.conflict_as_500)) {
     struct rbx_error derr;
 
