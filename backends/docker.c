@@ -777,8 +777,16 @@ static void send_kill(struct docker_exec *dx)
 static void stop_for(struct docker_exec *dx, enum rbx_end end)
 {
   dx_set_end(dx, end);
-  if (!dx->started)
-    return; /* each step before start checks end_set */
+  if (!dx->started) {
+    /* Each step before start checks end_set, but between attach and
+     * start the next step waits for the wait's headers, which a stuck
+     * daemon may never send: stop waiting for them. */
+    if (dx->phase == PHASE_ATTACH && dx->wait_call && !dx->wait_registered) {
+      end_before_start(dx);
+      http_call_cancel(dx->wait_call);
+    }
+    return;
+  }
   send_kill(dx);
 }
 
@@ -1005,7 +1013,8 @@ static void on_attached(struct http_call *call, struct http_response *resp,
                       &ferr) < 0)
     goto fail;
   eng_recv(&dx->recv_op, dx->attach_fd, dx->recv_buf, ATTACH_RECV_BUF);
-  if (dx->wait_registered)
+  /* send_start ends an execution whose end came before start. */
+  if (dx->wait_registered || dx->end_set)
     send_start(dx);
   return;
 fail:
