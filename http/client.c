@@ -546,7 +546,7 @@ static void conn_parse(struct http_conn *conn, const uint8_t *data, size_t len)
     if (used > len)
       used = len;
     /* llhttp reports a 101 as a complete message before it pauses for
-     * the upgrade, so the status is what tells. */
+     * the upgrade, so the status decides. */
     if ((rc == HPE_PAUSED_UPGRADE || call->status == 101) &&
         !call->upgrade) {
       conn_fail(conn, RBX_ERR_IO, -EPROTO,
@@ -855,6 +855,47 @@ void http_client_close(struct http_client *client)
   }
   client->in_close = false;
   maybe_free_client(client);
+}
+
+int http_parse_response_bytes(const uint8_t *data, size_t len, bool hijack,
+                              size_t piece)
+{
+  struct http_conn *conn = calloc(1, sizeof(*conn));
+  struct http_call *call = calloc(1, sizeof(*call));
+  int rc = 0;
+
+  if (!conn || !call) {
+    free(conn);
+    free(call);
+    return -ENOMEM;
+  }
+  init_parser_settings();
+  conn->fd = -1;
+  call->hijack = hijack;
+  conn_attach_call(conn, call);
+  for (size_t at = 0; at < len && rc == 0;) {
+    size_t n = piece && piece < len - at ? piece : len - at;
+    llhttp_errno_t e = llhttp_execute(&conn->parser, (const char *)data + at,
+                                      n);
+
+    at += n;
+    if (e == HPE_OK)
+      continue;
+    if (e == HPE_PAUSED_UPGRADE || (e == HPE_PAUSED && call->complete))
+      rc = call->status == 101 && !call->upgrade ? -EPROTO : call->status;
+    else
+      rc = e == HPE_USER ? -EMSGSIZE : -EPROTO;
+  }
+  if (rc == 0 && call->headers_done) {
+    /* The end of the input is the end of a body without a length. */
+    llhttp_finish(&conn->parser);
+    if (call->complete)
+      rc = call->status;
+  }
+  free(call->body);
+  free(call);
+  free(conn);
+  return rc;
 }
 
 unsigned http_client_calls(const struct http_client *client)

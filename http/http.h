@@ -140,4 +140,12 @@ bool http_demux_at_boundary(const struct http_demux *demux);
  * or -ENAMETOOLONG. */
 int http_query_escape(const char *in, char *out, size_t out_size);
 
+/* Parses data as the response to a plain (or hijacked) request, fed to the
+ * parser in pieces of `piece` bytes (0: whole), with the limits and
+ * callbacks of a real call but no socket. Returns the status once a
+ * response is complete or a stream was handed over, 0 when more bytes are
+ * needed, or a negative code for an invalid response. For fuzz targets. */
+int http_parse_response_bytes(const uint8_t *data, size_t len, bool hijack,
+                              size_t piece);
+
 #endif
