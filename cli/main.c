@@ -54,8 +54,23 @@ void cli_warn_host_runtime(void)
         stderr);
 }
 
+/* Writes a byte count as "N MiB" or "N KiB" when it is a whole number of
+ * them, else as "N bytes". */
+static void format_bytes(char *text, size_t size, uint64_t bytes)
+{
+  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0)
+    snprintf(text, size, "%llu MiB", (unsigned long long)(bytes >> 20));
+  else if (bytes >= 1024 && bytes % 1024 == 0)
+    snprintf(text, size, "%llu KiB", (unsigned long long)(bytes >> 10));
+  else
+    snprintf(text, size, "%llu bytes", (unsigned long long)bytes);
+}
+
 static void print_policy_help(FILE *out, const struct rbx_policy *defaults)
 {
+  char output_limit[32];
+
+  format_bytes(output_limit, sizeof(output_limit), defaults->output_limit);
   fprintf(out,
           "Sandbox:\n"
           "      --image IMAGE        image to run (default %s)\n"
@@ -63,21 +78,22 @@ static void print_policy_help(FILE *out, const struct rbx_policy *defaults)
           "or 512m, 1g\n"
           "                           (default %llu MiB, minimum %d MiB)\n"
           "      --cpus N             CPUs, decimal (default %g)\n"
-          "      --pids-limit N       most processes; -1 for no limit "
+          "      --pids-limit N       maximum processes; -1 for no limit "
           "(default %lld)\n"
           "      --timeout SECONDS    wall-clock limit, decimal; 0 for none "
           "(default %g)\n"
-          "      --output-limit SIZE  bytes kept per stream, or 64k, 16m "
-          "(default %llu bytes)\n"
+          "      --output-limit SIZE  bytes kept per stream: plain bytes, or "
+          "64k, 16m\n"
+          "                           (default %s)\n"
           "  -u, --user USER          UID[:GID] or a name; \"\" keeps the "
-          "image's (default %s)\n"
+          "image's\n"
+          "                           (default %s)\n"
           "      --writable-root      writable root filesystem (default "
           "read-only)\n",
           defaults->image ? defaults->image : "the library's",
           (unsigned long long)defaults->memory_mib, CLI_MEMORY_MIN_MIB,
           defaults->cpus, (long long)defaults->pids_limit,
-          (double)defaults->timeout_ms / 1000,
-          (unsigned long long)defaults->output_limit,
+          (double)defaults->timeout_ms / 1000, output_limit,
           defaults->user ? defaults->user : "the image's");
   fputs("Network:\n"
         "      --network MODE       none, full or limited (default none)\n"
@@ -97,7 +113,9 @@ static void print_policy_help(FILE *out, const struct rbx_policy *defaults)
         "repeatable\n"
         "      --workspace DIR      mounts may come from under DIR\n"
         "Engine:\n"
-        "      --runtime NAME       docker, podman or host (default docker)\n"
+        "      --runtime NAME       docker, podman or host (default "
+        "docker); host has\n"
+        "                           NO isolation, see below\n"
         "      --unsafe             required with --runtime host\n"
         "  -H, --host URL           daemon socket: unix:///PATH or "
         "tcp://127.0.0.1:PORT\n"
@@ -133,8 +151,8 @@ void cli_print_run_help(FILE *out)
           "  -e, --env KEY=VALUE      set a variable; repeatable. Nothing of "
           "the host\n"
           "                           environment reaches the sandbox.\n"
-          "  -w, --workdir DIR        working directory in the sandbox "
-          "(default: the image's)\n"
+          "  -w, --workdir DIR        working directory in the sandbox\n"
+          "                           (default: the image's)\n"
           "  -i, --interactive        pass standard input, read whole (at "
           "most %zu MiB)\n"
           "      --mount src=PATH,dst=PATH[,readonly]\n"
