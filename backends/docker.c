@@ -539,6 +539,10 @@ static void retry_without_holder(struct docker_exec *dx)
   dx->no_holder = true;
   dx->retry_without_holder = false;
   dx->id[0] = '\0';
+  /* The discarded container keeps its name until its removal is done, and
+   * that request may still be on its way, so the retry takes a new name. */
+  if (strlen(dx->name) + sizeof("-n") <= sizeof(dx->name))
+    strcat(dx->name, "-n");
   dx->failed = false;
   dx->started = dx->kill_sent = dx->attach_eof = dx->exit_known = false;
   dx->wait_registered = dx->stdin_done = false;
