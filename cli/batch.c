@@ -153,6 +153,8 @@ static char *find_newline(struct batch *b)
 
   if (b->scan < b->start)
     b->scan = b->start;
+  if (b->scan >= b->len)
+    return NULL; /* also covers data == NULL before the first read */
   nl = memchr(b->data + b->scan, '\n', b->len - b->scan);
   b->scan = nl ? (size_t)(nl - b->data) : b->len;
   return nl;
@@ -169,11 +171,14 @@ static bool line_ready(struct batch *b)
  * none yet. */
 static bool next_line(struct batch *b, const char **line, size_t *len)
 {
-  char *begin = b->data + b->start;
   size_t avail = b->len - b->start;
-  char *nl = find_newline(b);
+  char *begin, *nl;
 
-  if (!nl && !(b->input_done && avail > 0))
+  if (avail == 0)
+    return false;
+  begin = b->data + b->start;
+  nl = find_newline(b);
+  if (!nl && !b->input_done)
     return false;
   *line = begin;
   *len = nl ? (size_t)(nl - begin) : avail;
@@ -235,10 +240,11 @@ static int make_room(struct batch *b)
 /* Drops bytes of an over-long line up to its newline. */
 static void skip_long_line(struct batch *b)
 {
-  char *nl = memchr(b->data, '\n', b->len);
+  char *nl;
 
   if (!b->skipping_line || b->len == 0)
     return;
+  nl = memchr(b->data, '\n', b->len);
   if (!nl) {
     b->len = 0;
     b->scan = 0;
