@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "backends/exec.h"
 #include "engine/error.h"
@@ -324,6 +325,15 @@ int rbx_process(struct rbx_context *ctx)
   return eng_run_once(ctx->loop, false);
 }
 
+int rbx_wait(struct rbx_context *ctx)
+{
+  int rc = eng_run_once(ctx->loop, true);
+
+  if (rc == 0 && eng_interrupted(ctx->loop))
+    return -EINTR;
+  return rc;
+}
+
 struct run_state {
   struct rbx_result *result;
   struct rbx_error *err;
@@ -368,4 +378,18 @@ int rbx_run(const struct rbx_options *opts, const struct rbx_spec *spec,
     return rbx_err_set(err, RBX_ERR_IO, rc, "io_uring loop failed: %s",
                        strerror(-rc));
   return state.rc;
+}
+
+long rbx_raise_fd_limit(void)
+{
+  struct rlimit limit;
+
+  if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+    return -errno;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+      return -errno;
+  }
+  return (long)limit.rlim_cur;
 }

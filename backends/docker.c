@@ -466,7 +466,8 @@ static void on_removed(struct http_call *call, struct http_response *resp,
             "remove failed container=%.12s error=%s; the sweep will retry",
             dx->id, err->message);
   } else if (resp && resp->status >= 300 && resp->status != 404 &&
-             !(resp->status == 409 || dx->be->quirks.conflict_as_500)) {
+             resp->status != 409 &&
+             !(resp->status == 500 && dx->be->quirks.conflict_as_500)) {
     struct rbx_error derr;
 
     docker_error_from_response(dx->be, resp, "remove container", &derr);
@@ -781,6 +782,11 @@ static void send_kill(struct docker_exec *dx)
 static void stop_for(struct docker_exec *dx, enum rbx_end end)
 {
   dx_set_end(dx, end);
+  /* A create or start still queued in the client never reached the
+   * daemon: drop it, so a slow daemon cannot hold the execution past its
+   * deadline. Its callback ends the execution. */
+  if (!dx->started && dx->call && http_call_cancel_queued(dx->call))
+    return;
   if (!dx->started) {
     /* Each step before start checks end_set, but between attach and
      * start the next step waits for the wait's headers, which a stuck
@@ -908,6 +914,11 @@ static void on_started(struct http_call *call, struct http_response *resp,
 
   (void)call;
   dx->call = NULL;
+  if (err && err->kind == RBX_ERR_CANCELLED && dx->end_set) {
+    end_before_start(dx);
+    step(dx);
+    return;
+  }
   if (err) {
     struct rbx_error serr = *err;
 
@@ -1205,6 +1216,11 @@ static void on_created(struct http_call *call, struct http_response *resp,
   (void)call;
   dx->call = NULL;
   dx->phase = PHASE_RUNNING;
+  if (err && err->kind == RBX_ERR_CANCELLED && dx->end_set) {
+    end_before_start(dx);
+    step(dx);
+    return;
+  }
   if (err) {
     struct rbx_error cerr = *err;
 
@@ -1430,6 +1446,8 @@ static int negotiate(struct docker_backend *be, struct rbx_error *err)
         /* Podman advertises an older API version than it implements and
          * answers some conflicts with 500. */
         be->quirks.podman = true;
+        be->quirks.libpod_internal_network = true;
+        be->quirks.seccomp_blocks_io_uring = true;
         be->quirks.conflict_as_500 = true;
         be->quirks.ulimits_replace_defaults = true;
         be->quirks.no_event_name_filter = true;

@@ -31,6 +31,16 @@ struct docker_net;
  * /version and used wherever the two behave differently. */
 struct docker_quirks {
   bool podman;
+  /* Podman's compatible network create always turns on its DNS server,
+   * and aardvark-dns 1.4 (Debian 12) forwards queries from internal
+   * networks to the host's resolvers; so internal networks are created
+   * through the libpod endpoint, with DNS off. */
+  bool libpod_internal_network;
+  /* The engine's default seccomp profile rejects io_uring, which the
+   * egress proxy needs: Podman's always, Docker's from 25.0 on (moby/moby
+   * pull request 46762). Set for Podman from /version, and for Docker by
+   * the limited network set-up, which reads the version. */
+  bool seccomp_blocks_io_uring;
   /* Podman reports some conflicts (removal in progress) as 500. */
   bool conflict_as_500;
   /* Podman drops its configured default rlimits when a request names any
@@ -70,6 +80,8 @@ struct docker_backend {
   /* Executions with a container, for events to find them by id. */
   struct docker_exec *live;
   struct docker_events *events;
+  /* Network limited has logged what the engine version means for it. */
+  bool net_engine_checked;
   /* Shared named proxies already created by this context. */
   struct docker_net_shared *shared_proxies;
 };

@@ -539,6 +539,7 @@ int main(int argc, char **argv)
   bool progress = isatty(STDERR_FILENO), done;
 
   parse_args(&args, argc, argv);
+  rbx_raise_fd_limit();
   b.args = &args;
   b.want_out = unescape(args.expect, &b.want_out_len);
   b.want_err = unescape(args.expect_stderr, &b.want_err_len);

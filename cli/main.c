@@ -224,8 +224,10 @@ int main(int argc, char **argv)
   }
   if (strcmp(command, "run") == 0)
     return cli_run_main(argc - 2, argv + 2);
-  if (strcmp(command, "batch") == 0)
+  if (strcmp(command, "batch") == 0) {
+    rbx_raise_fd_limit();
     return cli_batch_main(argc - 2, argv + 2);
+  }
   if (strcmp(command, "gc") == 0)
     return cli_gc_main(argc - 2, argv + 2);
   if (strcmp(command, "proxy") == 0)

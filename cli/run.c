@@ -1,9 +1,10 @@
-/* `ringbox run`: one execution through the blocking rbx_run, its output
+/* `ringbox run`: one execution on a context of its own, its output
  * passed through byte for byte (or as one JSON object with --json) and its
  * end mapped to an exit status. */
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -159,6 +160,78 @@ static int finish_plain(const struct cli_config *cfg,
   return CLI_EXIT_FAILURE;
 }
 
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int signo)
+{
+  stop_signal = signo;
+}
+
+/* SIGINT and SIGTERM stop the execution through the library, so its
+ * container is killed and removed before ringbox exits. No SA_RESTART:
+ * the signal must interrupt the wait in rbx_wait. */
+static void catch_stop_signals(void)
+{
+  struct sigaction action;
+
+  memset(&action, 0, sizeof(action));
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, NULL);
+  sigaction(SIGTERM, &action, NULL);
+}
+
+struct run_outcome {
+  struct rbx_result *result;
+  struct rbx_error *err;
+  bool failed;
+};
+
+static void on_done(struct rbx_exec *exec, const struct rbx_result *result,
+                    const struct rbx_error *error, void *userdata)
+{
+  struct run_outcome *outcome = userdata;
+
+  (void)exec;
+  if (result) {
+    rbx_result_move(outcome->result, result);
+  } else {
+    *outcome->err = *error;
+    outcome->failed = true;
+  }
+}
+
+/* rbx_run with signal handling: runs the one execution on a context of its
+ * own and cancels it on SIGINT or SIGTERM. Returns 0 or a negative code with
+ * err filled. */
+static int run_one(struct cli_config *cfg, const struct rbx_spec *spec,
+                   struct rbx_result *result, struct rbx_error *err)
+{
+  struct run_outcome outcome = {result, err, false};
+  struct rbx_context *ctx;
+  bool cancelled = false;
+  int rc;
+
+  rc = rbx_context_new(&ctx, &cfg->opts, err);
+  if (rc < 0)
+    return rc;
+  catch_stop_signals();
+  rc = rbx_spawn(ctx, spec, on_done, &outcome, NULL, err);
+  while (rc == 0 && rbx_pending(ctx) > 0) {
+    if (stop_signal && !cancelled) {
+      rbx_cancel_all(ctx);
+      cancelled = true;
+    }
+    rc = rbx_wait(ctx);
+    if (rc > 0 || rc == -EINTR)
+      rc = 0;
+  }
+  rbx_context_free(ctx);
+  if (rc < 0)
+    return rc;
+  return outcome.failed ? (err->code < 0 ? err->code : -EIO) : 0;
+}
+
 static int execute(struct cli_config *cfg)
 {
   struct rbx_spec spec = {0};
@@ -181,11 +254,17 @@ static int execute(struct cli_config *cfg)
   spec.mounts_count = cfg->mounts_count;
   spec.policy = &cfg->policy;
   memset(&result, 0, sizeof(result));
-  rc = rbx_run(&cfg->opts, &spec, &result, &err);
+  rc = run_one(cfg, &spec, &result, &err);
   free(stdin_data);
+  if (rc < 0 && err.kind == RBX_ERR_CANCELLED && stop_signal)
+    return 128 + stop_signal;
   if (rc < 0)
     return report_error(cfg->json, rbx_error_kind_name(err.kind),
                         err.message[0] ? err.message : strerror(-rc));
+  if (result.end == RBX_END_CANCELLED && stop_signal && !cfg->json) {
+    rbx_result_clear(&result);
+    return 128 + stop_signal;
+  }
   if (cfg->json) {
     struct cli_buf buf = {0};
 

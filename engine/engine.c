@@ -15,6 +15,7 @@ struct eng_loop {
   struct io_uring ring;
   unsigned in_flight;
   bool stop;
+  bool interrupted; /* the last wait ended by a signal, with nothing done */
 };
 
 static const struct {
@@ -276,6 +277,7 @@ void eng_cancel(struct eng_op *op)
 int eng_run_once(struct eng_loop *loop, bool wait)
 {
   struct io_uring_cqe *cqe;
+  bool interrupted;
   int handled = 0;
   int rc;
 
@@ -285,6 +287,7 @@ int eng_run_once(struct eng_loop *loop, bool wait)
     rc = io_uring_submit(&loop->ring);
   if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
     return rc;
+  interrupted = rc == -EINTR;
 
   while (io_uring_peek_cqe(&loop->ring, &cqe) == 0) {
     struct eng_op *op = io_uring_cqe_get_data(cqe);
@@ -298,6 +301,11 @@ int eng_run_once(struct eng_loop *loop, bool wait)
     handled++;
     op->cb(op, res);
   }
+  /* Callbacks queue new operations: hand them to the kernel now, so a
+   * caller that polls the ring's fd between calls does not wait on them. */
+  if (io_uring_sq_ready(&loop->ring) > 0)
+    io_uring_submit(&loop->ring);
+  loop->interrupted = interrupted && handled == 0;
   return handled;
 }
 
@@ -318,6 +326,11 @@ int eng_run(struct eng_loop *loop)
 void eng_stop(struct eng_loop *loop)
 {
   loop->stop = true;
+}
+
+bool eng_interrupted(const struct eng_loop *loop)
+{
+  return loop->interrupted;
 }
 
 unsigned eng_in_flight(const struct eng_loop *loop)

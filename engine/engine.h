@@ -75,6 +75,10 @@ int eng_run_once(struct eng_loop *loop, bool wait);
 int eng_run(struct eng_loop *loop);
 void eng_stop(struct eng_loop *loop);
 
+/* True when the last eng_run_once wait was ended by a signal before any
+ * completion arrived. */
+bool eng_interrupted(const struct eng_loop *loop);
+
 unsigned eng_in_flight(const struct eng_loop *loop);
 int eng_ring_fd(const struct eng_loop *loop);
 

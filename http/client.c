@@ -251,12 +251,18 @@ struct http_call *http_request(struct http_client *client,
   call->timeout_ms = req->timeout_ms;
   eng_op_init(&call->timer_op, client->loop, on_call_timer, call);
   client->call_count++;
-  if (req->timeout_ms)
-    eng_timer(&call->timer_op, req->timeout_ms);
   pending_push(client, call, false);
   if (!client->kick_op.in_flight)
     eng_defer(&client->kick_op);
   return call;
+}
+
+bool http_call_cancel_queued(struct http_call *call)
+{
+  if (call->finished || !call_is_pending(call->client, call))
+    return false;
+  http_call_cancel(call);
+  return true;
 }
 
 void http_call_cancel(struct http_call *call)
@@ -697,6 +703,11 @@ static void on_conn_io(struct eng_op *op, int res)
 
 static void conn_attach_call(struct http_conn *conn, struct http_call *call)
 {
+  /* The timeout measures the daemon, so it starts when the request gets a
+   * connection, not while it waits in the client's queue. A retry keeps
+   * the timer already running. */
+  if (call->timeout_ms && !call->timer_op.in_flight)
+    eng_timer(&call->timer_op, call->timeout_ms);
   conn->call = call;
   call->conn = conn;
   call->sent = 0;

@@ -77,7 +77,8 @@ struct http_request {
    * it (events); other answers are buffered for done as usual. */
   http_body_fn on_body;
   http_headers_fn on_headers;
-  /* Whole call, from queueing to the last body byte; 0: none. */
+  /* From the moment the request gets a connection to the last body byte;
+   * 0: none. Time spent queued behind max_conns does not count. */
   uint64_t timeout_ms;
   /* Use a connection of its own outside the pool limit (long waits). */
   bool dedicated;
@@ -105,6 +106,11 @@ struct http_call *http_request(struct http_client *client,
 /* Stops a call; its done callback runs with RBX_ERR_CANCELLED unless it has
  * already run. */
 void http_call_cancel(struct http_call *call);
+
+/* Cancels a call only if it still waits in the client's queue, so the
+ * daemon never saw it. Returns true when it was cancelled (its done
+ * callback has then run with RBX_ERR_CANCELLED). */
+bool http_call_cancel_queued(struct http_call *call);
 
 /* Calls queued or in flight, and open connections. */
 unsigned http_client_calls(const struct http_client *client);

@@ -215,6 +215,11 @@ int rbx_run_loop(struct rbx_context *ctx);
 int rbx_fd(struct rbx_context *ctx);
 int rbx_process(struct rbx_context *ctx);
 
+/* Blocks until at least one completion arrives (or a signal interrupts
+ * the wait) and handles what is ready. Returns the number of completions
+ * handled, or a negative code (-EINTR after a signal). */
+int rbx_wait(struct rbx_context *ctx);
+
 /* Executions queued or in flight. */
 unsigned rbx_pending(struct rbx_context *ctx);
 
@@ -223,6 +228,12 @@ unsigned rbx_pending(struct rbx_context *ctx);
  * filled. opts may be NULL. */
 int rbx_run(const struct rbx_options *opts, const struct rbx_spec *spec,
             struct rbx_result *result, struct rbx_error *err);
+
+/* Raises this process's soft limit on open files to its hard limit: each
+ * execution in flight holds a socket to the daemon, so a program running
+ * hundreds at once needs more than the common default of 1024. Returns the
+ * new soft limit, or a negative errno. The library never calls it itself. */
+long rbx_raise_fd_limit(void);
 
 /* Removes containers and networks of ringbox owners that are gone or past
  * their deadline. Returns the number of objects removed, or a negative code
