@@ -533,7 +533,8 @@ static void retry_without_holder(struct docker_exec *dx)
           "network holder failed; retrying without it container=%.12s "
           "error=%s",
           dx->id, dx->err.message);
-  discard_container(dx->be, dx->id);
+  if (dx->id[0])
+    discard_container(dx->be, dx->id);
   live_remove(dx);
   docker_holder_release(dx->holder, true);
   dx->holder = NULL;
@@ -907,6 +908,16 @@ static void begin_running(struct docker_exec *dx)
   step(dx);
 }
 
+/* A daemon error that names the lent holder means its namespace is gone:
+ * Docker reports that at start, Podman at create or attach. The execution
+ * then runs again without a holder. */
+static void check_holder_failure(struct docker_exec *dx)
+{
+  if (dx->failed && dx->holder && !dx->end_set &&
+      strstr(dx->err.message, docker_holder_id(dx->holder)))
+    dx->retry_without_holder = true;
+}
+
 static void on_started(struct http_call *call, struct http_response *resp,
                        const struct rbx_error *err, void *data)
 {
@@ -926,9 +937,7 @@ static void on_started(struct http_call *call, struct http_response *resp,
     dx_fail(dx, &serr);
   } else if (resp->status != 204 && resp->status != 304) {
     dx_fail_daemon(dx, resp, "start container");
-    if (dx->holder && !dx->end_set &&
-        strstr(dx->err.message, docker_holder_id(dx->holder)))
-      dx->retry_without_holder = true;
+    check_holder_failure(dx);
   } else {
     dx->started = true;
     if (dx->fallback_wait && !dx->exit_known && !dx->wait_call)
@@ -1035,6 +1044,7 @@ static void on_attached(struct http_call *call, struct http_response *resp,
 fail:
   dx->phase = PHASE_RUNNING;
   dx_fail(dx, &ferr);
+  check_holder_failure(dx);
   step(dx);
 }
 
@@ -1238,11 +1248,13 @@ static void on_created(struct http_call *call, struct http_response *resp,
              "; nothing is pulled: build the image locally "
              "(scripts/build-images) or pass --image");
     dx_fail(dx, &cerr);
+    check_holder_failure(dx);
     step(dx);
     return;
   }
   if (resp->status != 201) {
     dx_fail_daemon(dx, resp, "create container");
+    check_holder_failure(dx);
     step(dx);
     return;
   }
