@@ -1170,7 +1170,41 @@ static void test_http_timeout(void **state)
 }
 
 /* A timeout also bounds a call that never got a connection. */
-static void test_http_timeout_while_queued(void **state)
+/* A request's timeout measures the daemon: it starts when the request gets
+ * a connection, not while it waits behind a full pool. */
+static void test_http_timeout_starts_at_send(void **state)
+{
+  static const struct fake_route routes[] = {
+      {.method = "GET", .path = "/never", .after = FAKE_HOLD},
+  };
+  struct fixture fx;
+  struct outcome first, queued;
+  struct http_request hold = {
+      .method = "GET", .target = "/never", .timeout_ms = 300};
+  struct http_request req = {
+      .method = "GET", .target = "/never", .timeout_ms = 200};
+  uint64_t started;
+
+  (void)state;
+  fixture_start(&fx, routes, 1, 1);
+  started = eng_now_ms();
+  send_request(&fx, &hold, &first);
+  send_request(&fx, &req, &queued);
+  run_until(&fx, &first.done);
+  assert_true(first.failed);
+  assert_int_equal(first.err.kind, RBX_ERR_TIMEOUT);
+  assert_false(queued.done);
+  run_until(&fx, &queued.done);
+  assert_true(queued.failed);
+  assert_int_equal(queued.err.kind, RBX_ERR_TIMEOUT);
+  assert_true(eng_now_ms() - started >= 450);
+  outcome_free(&first);
+  outcome_free(&queued);
+  fixture_finish(&fx);
+}
+
+/* Only a request still in the queue can be withdrawn unseen. */
+static void test_http_cancel_queued_only(void **state)
 {
   static const struct fake_route routes[] = {
       {.method = "GET", .path = "/never", .after = FAKE_HOLD},
@@ -1178,18 +1212,22 @@ static void test_http_timeout_while_queued(void **state)
   struct fixture fx;
   struct outcome first, queued;
   struct http_request hold = {.method = "GET", .target = "/never"};
-  struct http_request req = {
-      .method = "GET", .target = "/never", .timeout_ms = 100};
-  struct http_call *held;
+  struct http_call *held, *waiting;
 
   (void)state;
   fixture_start(&fx, routes, 1, 1);
   held = send_request(&fx, &hold, &first);
-  send_request(&fx, &req, &queued);
-  run_until(&fx, &queued.done);
-  assert_true(queued.failed);
-  assert_int_equal(queued.err.kind, RBX_ERR_TIMEOUT);
-  assert_false(first.done);
+  waiting = send_request(&fx, &hold, &queued);
+  /* The held request is on the wire once the fake daemon has read it. */
+  for (int i = 0; i < 2000 && fake_daemon_request_count(fx.daemon) < 1; i++) {
+    eng_run_once(fx.loop, false);
+    usleep(1000);
+  }
+  assert_int_equal(fake_daemon_request_count(fx.daemon), 1);
+  assert_false(http_call_cancel_queued(held));
+  assert_true(http_call_cancel_queued(waiting));
+  assert_true(queued.done);
+  assert_int_equal(queued.err.kind, RBX_ERR_CANCELLED);
   http_call_cancel(held);
   outcome_free(&queued);
   fixture_finish(&fx);
@@ -1327,7 +1365,8 @@ int main(void)
       cmocka_unit_test(test_http_headers_over_limit),
       cmocka_unit_test(test_http_body_limit),
       cmocka_unit_test(test_http_timeout),
-      cmocka_unit_test(test_http_timeout_while_queued),
+      cmocka_unit_test(test_http_timeout_starts_at_send),
+      cmocka_unit_test(test_http_cancel_queued_only),
       cmocka_unit_test(test_http_connection_refused),
       cmocka_unit_test(test_http_cancel),
       cmocka_unit_test(test_http_close_cancels_calls),
