@@ -50,7 +50,8 @@ struct docker_exec {
   struct http_demux demux;
   struct eng_op recv_op;
   struct eng_op send_op;
-  struct eng_op deadline_op;
+  struct eng_op start_op;    /* bounds create, attach and start */
+  struct eng_op deadline_op; /* the command's timeout, from its start */
   struct eng_op grace_op;
   size_t stdin_sent;
   bool stdin_done;
@@ -296,7 +297,8 @@ static void send_kill(struct docker_exec *dx);
 static bool io_idle(struct docker_exec *dx)
 {
   return !dx->recv_op.in_flight && !dx->send_op.in_flight &&
-         !dx->deadline_op.in_flight && !dx->grace_op.in_flight && !dx->call &&
+         !dx->deadline_op.in_flight && !dx->grace_op.in_flight &&
+         !dx->start_op.in_flight && !dx->call &&
          !dx->wait_call;
 }
 
@@ -315,6 +317,8 @@ static void close_attach(struct docker_exec *dx)
 
 static void stop_timers(struct docker_exec *dx)
 {
+  if (dx->start_op.in_flight)
+    eng_cancel(&dx->start_op);
   if (dx->deadline_op.in_flight)
     eng_cancel(&dx->deadline_op);
   if (dx->grace_op.in_flight)
@@ -801,6 +805,44 @@ static void stop_for(struct docker_exec *dx, enum rbx_end end)
   send_kill(dx);
 }
 
+/* How long create, attach and start may take: the command's own timeout
+ * plus a margin, and never more than DOCKER_START_TIMEOUT_MS. */
+static uint64_t start_bound_ms(const struct rbx_policy *policy)
+{
+  uint64_t bound = DOCKER_START_TIMEOUT_MS;
+
+  if (policy->timeout_ms &&
+      policy->timeout_ms + DOCKER_START_MARGIN_MS < bound)
+    bound = policy->timeout_ms + DOCKER_START_MARGIN_MS;
+  return bound;
+}
+
+static void on_start_timer(struct eng_op *op, int res)
+{
+  struct docker_exec *dx = op->data;
+
+  if (res == -ETIME && dx->phase == PHASE_NET) {
+    /* The network or holder set-up is still running and checks end_set
+     * when it calls back. */
+    dx_set_end(dx, RBX_END_TIMED_OUT);
+  } else if (res == -ETIME && !dx->started && !dx->failed && !dx->end_set) {
+    struct rbx_error err;
+
+    rbx_err_set(&err, RBX_ERR_TIMEOUT, -ETIMEDOUT,
+                "container %.12s did not start within %llu ms; the daemon is "
+                "overloaded or stuck",
+                dx->id[0] ? dx->id : dx->name,
+                (unsigned long long)start_bound_ms(
+                    &dx->exec->spec.policy));
+    rbx_log(&dx->be->ctx->log, RBX_LOG_WARN, "%s", err.message);
+    if (dx->call)
+      http_call_cancel_queued(dx->call);
+    dx->phase = PHASE_RUNNING;
+    dx_fail(dx, &err);
+  }
+  step(dx);
+}
+
 static void on_deadline(struct eng_op *op, int res)
 {
   struct docker_exec *dx = op->data;
@@ -940,6 +982,11 @@ static void on_started(struct http_call *call, struct http_response *resp,
     check_holder_failure(dx);
   } else {
     dx->started = true;
+    /* The command's timeout counts from its start: a daemon slow to create
+     * containers does not eat into it. */
+    eng_cancel(&dx->start_op);
+    if (dx->exec->spec.policy.timeout_ms && !dx->end_set)
+      eng_timer(&dx->deadline_op, dx->exec->spec.policy.timeout_ms);
     if (dx->fallback_wait && !dx->exit_known && !dx->wait_call)
       send_wait(dx, "not-running");
     begin_running(dx);
@@ -1358,10 +1405,10 @@ static int docker_start(struct rbx_exec *exec, struct rbx_error *err)
            (int)getpid(), exec->seq, rand_part & 0xffffff);
   eng_op_init(&dx->recv_op, be->ctx->loop, on_attach_recv, dx);
   eng_op_init(&dx->send_op, be->ctx->loop, on_stdin_sent, dx);
+  eng_op_init(&dx->start_op, be->ctx->loop, on_start_timer, dx);
   eng_op_init(&dx->deadline_op, be->ctx->loop, on_deadline, dx);
   eng_op_init(&dx->grace_op, be->ctx->loop, on_grace, dx);
-  if (exec->spec.policy.timeout_ms)
-    eng_timer(&dx->deadline_op, exec->spec.policy.timeout_ms);
+  eng_timer(&dx->start_op, start_bound_ms(&exec->spec.policy));
   if (exec->spec.policy.network == RBX_NET_LIMITED) {
     int rc;
 

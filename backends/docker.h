@@ -17,6 +17,11 @@
 /* Short requests (create, start, kill, inspect, remove) must answer within
  * this time; a daemon slower than this is reported as timed out. */
 #define DOCKER_REQUEST_TIMEOUT_MS 60000
+/* How long create, attach and start may take together before the
+ * execution fails as timed out: the command's own timeout plus the margin,
+ * at most the maximum. The command's timeout starts after. */
+#define DOCKER_START_TIMEOUT_MS 60000
+#define DOCKER_START_MARGIN_MS 10000
 /* After a kill, how long the exit may take before the execution is ended
  * anyway (and the container removed by force). */
 #define DOCKER_KILL_GRACE_MS 10000
