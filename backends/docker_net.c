@@ -944,9 +944,9 @@ static void on_proxy_created(struct http_call *call, struct http_response *resp,
   /* Another client created the shared proxy first: use theirs. Podman
    * returns 500 for a name already in use.
    * NOTE: Docker reserves the name before the container can be inspected,
-   * so a lookup right after the 409 may still find nothing; after
+   * so a lookup right after the 409 may still find nothing. After
    * NET_SHARED_ATTEMPTS_MAX tries the execution fails. Executions of one
-   * context never race like this: they wait for each other. */
+   * context never race like this, because they wait for each other. */
   if ((resp->status == 409 ||
        (resp->status == 500 && net->be->quirks.conflict_as_500)) &&
       net->shared && ++net->shared_attempts < NET_SHARED_ATTEMPTS_MAX) {
@@ -989,8 +989,9 @@ static cJSON *proxy_host_config(const struct docker_net *net)
   cJSON_AddItemToArray(drop, cJSON_CreateString("ALL"));
   cJSON_AddItemToArray(opts, cJSON_CreateString("no-new-privileges"));
   /* The proxy is built on io_uring. Where the default profile rejects it,
-   * the proxy keeps the rest of its confinement: no capabilities, no new
-   * privileges, user nobody, read-only root, memory and PID limits. */
+   * the proxy runs without seccomp but keeps the rest of its confinement:
+   * no capabilities, no new privileges, user 65534, read-only root, memory
+   * and PID limits. */
   if (net->be->quirks.seccomp_blocks_io_uring)
     cJSON_AddItemToArray(opts, cJSON_CreateString("seccomp=unconfined"));
   cJSON_AddNumberToObject(hc, "Memory", NET_PROXY_MEMORY_BYTES);
