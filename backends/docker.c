@@ -67,6 +67,8 @@ struct docker_exec {
   bool failed;
   bool retry_without_holder;
   bool inspected;
+  bool oom_waiting;   /* grace_op waits for a late oom event */
+  bool oom_wait_done;
   bool in_step;
   bool step_again;
   struct rbx_error err;
@@ -603,7 +605,19 @@ static bool step_once(struct docker_exec *dx)
     http_call_cancel(dx->wait_call);
   if (!dx->attach_eof || !dx->exit_known || dx->call || dx->wait_call)
     return false;
-  if (dx->exit_code == 137 && !dx->end_set && !dx->inspected) {
+  if (dx->exit_code == 137 && !dx->end_set && !dx->oom && !dx->inspected) {
+    /* dockerd may handle the exit before the OOM notice of the same
+     * kill, so both its oom event and State.OOMKilled can lag the exit:
+     * give the event a moment before reading the state. */
+    if (!dx->oom_wait_done) {
+      if (!dx->grace_op.in_flight &&
+          eng_timer(&dx->grace_op, DOCKER_OOM_EVENT_WAIT_MS) == 0)
+        dx->oom_waiting = true;
+      else
+        dx->oom_wait_done = true;
+      if (dx->oom_waiting)
+        return false;
+    }
     dx->inspected = true;
     inspect_for_oom(dx);
     return false;
@@ -745,6 +759,12 @@ static void on_grace(struct eng_op *op, int res)
 {
   struct docker_exec *dx = op->data;
 
+  if (dx->oom_waiting) {
+    dx->oom_waiting = false;
+    dx->oom_wait_done = true;
+    step(dx);
+    return;
+  }
   if (res == -ETIME && !dx->failed) {
     struct rbx_error err;
 

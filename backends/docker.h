@@ -22,6 +22,9 @@
  * at most the maximum. The command's timeout starts after. */
 #define DOCKER_START_TIMEOUT_MS 60000
 #define DOCKER_START_MARGIN_MS 10000
+/* After an exit with status 137, how long to wait for a late oom event
+ * before reading State.OOMKilled. */
+#define DOCKER_OOM_EVENT_WAIT_MS 500
 /* After a kill, how long the exit may take before the execution is ended
  * anyway (and the container removed by force). */
 #define DOCKER_KILL_GRACE_MS 10000
