@@ -5,7 +5,7 @@
 # median of each (client, concurrency) cell and draws the charts.
 #
 # Usage: bench/compare.sh [--rounds 3] [--n 200] [--levels "1 8 32 128"]
-#                         [--peers-dir DIR] [--out DIR]
+#                         [--peers-dir DIR] [--out DIR] [--build DIR]
 #   --peers-dir is the folder with run-all.sh and the peer scripts
 #   (default ../shared/peers next to the repository).
 set -euo pipefail
@@ -17,6 +17,7 @@ levels="1 8 32 128"
 peers_dir=$(cd "$root/.." && pwd)/shared/peers
 out=/tmp/ringbox-compare-$(date +%Y%m%d-%H%M%S)
 image=sbx-busybox:latest
+build=$root/build
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -25,15 +26,16 @@ while [ $# -gt 0 ]; do
     --levels) levels=$2; shift 2 ;;
     --peers-dir) peers_dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --build) build=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 [ -x "$peers_dir/run-all.sh" ] ||
   { echo "compare.sh: no run-all.sh in $peers_dir; pass --peers-dir" >&2; exit 2; }
-[ -x "$root/build/bench/ringbox-bench" ] ||
-  { echo "compare.sh: build/bench/ringbox-bench is missing: run scripts/setup" >&2; exit 2; }
+[ -x "$build/bench/ringbox-bench" ] ||
+  { echo "compare.sh: $build/bench/ringbox-bench is missing: run scripts/setup" >&2; exit 2; }
 mkdir -p "$out"
 
 # Every client goes in as an --extra, so the order can change per round.
@@ -41,7 +43,7 @@ declare -A command=(
   [docker-cli]="$peers_dir/docker_cli.sh --image $image"
   [docker-py]="/usr/bin/python3 $peers_dir/docker_py.py --image $image"
   [dockerode]="node $peers_dir/dockerode.js --image $image"
-  [ringbox]="$root/build/bench/ringbox-bench --image $image"
+  [ringbox]="$build/bench/ringbox-bench --image $image"
 )
 order=(docker-cli docker-py dockerode ringbox)
 
