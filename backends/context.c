@@ -251,6 +251,21 @@ void rbx_context_free(struct rbx_context *ctx)
   free(ctx);
 }
 
+int rbx_spec_check(const struct rbx_spec *spec, struct rbx_error *err)
+{
+  struct exec_spec copy;
+  int rc;
+
+  if (!spec)
+    return rbx_err_set(err, RBX_ERR_INVALID, -EINVAL, "spec is required");
+  rc = exec_spec_copy(&copy, spec, err);
+  if (rc < 0)
+    return rc;
+  rc = policy_validate(&copy.policy, err);
+  exec_spec_free(&copy);
+  return rc;
+}
+
 int rbx_spawn(struct rbx_context *ctx, const struct rbx_spec *spec,
               rbx_done_fn done, void *userdata, struct rbx_exec **exec_out,
               struct rbx_error *err)

@@ -97,6 +97,12 @@ static int remove_containers(struct docker_backend *be, bool mine,
         removed++;
         rbx_log(&be->ctx->log, RBX_LOG_INFO, "swept container=%.12s",
                 id->valuestring);
+      } else if (rerr.code == -EEXIST) {
+        /* 409: a removal is already in progress, by its owner or another
+         * sweep; nothing is left to do here. */
+        rbx_log(&be->ctx->log, RBX_LOG_DEBUG,
+                "sweep skipped container=%.12s: removal in progress",
+                id->valuestring);
       } else {
         rbx_log(&be->ctx->log, RBX_LOG_WARN,
                 "sweep could not remove container=%.12s error=%s",

@@ -212,9 +212,16 @@ static int run_one(struct cli_config *cfg, const struct rbx_spec *spec,
   bool cancelled = false;
   int rc;
 
+  /* A bad spec is reported before any daemon work (the start-up sweep). */
+  rc = rbx_spec_check(spec, err);
+  if (rc < 0)
+    return rc;
   rc = rbx_context_new(&ctx, &cfg->opts, err);
   if (rc < 0)
     return rc;
+  /* Warned only once the host runtime is known to be built in. */
+  if (cfg->opts.runtime == RBX_RUNTIME_HOST)
+    cli_warn_host_runtime();
   catch_stop_signals();
   rc = rbx_spawn(ctx, spec, on_done, &outcome, NULL, err);
   while (rc == 0 && rbx_pending(ctx) > 0) {
@@ -293,8 +300,6 @@ int cli_run_main(int argc, char **argv)
   } else {
     /* The command is the tail of our own argv, so it ends with NULL. */
     cli_apply_verbosity(&cfg.opts, cfg.verbosity);
-    if (cfg.opts.runtime == RBX_RUNTIME_HOST)
-      cli_warn_host_runtime();
     status = execute(&cfg);
   }
   cli_config_free(&cfg);

@@ -190,6 +190,11 @@ int rbx_context_new(struct rbx_context **out, const struct rbx_options *opts,
  * Must not be called from inside a callback. */
 void rbx_context_free(struct rbx_context *ctx);
 
+/* Checks a spec and its policy as rbx_spawn would, without a context or a
+ * daemon: bad arguments, policy values and mounts are reported at once.
+ * Returns 0, or a negative code with err filled. */
+int rbx_spec_check(const struct rbx_spec *spec, struct rbx_error *err);
+
 /* Validates the spec against its policy and queues the execution. Returns 0
  * and calls done later on the loop, or a negative code with err filled (the
  * callback is then never called). *exec_out, when not NULL, receives a
