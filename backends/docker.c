@@ -1449,9 +1449,12 @@ static int docker_start(struct rbx_exec *exec, struct rbx_error *err)
     dx->phase = PHASE_NET;
     if (docker_holder_acquire(be, on_holder, dx, err) == 0)
       return 0;
-    rbx_log(&be->ctx->log, RBX_LOG_WARN,
-            "no network holder; the execution gets its own namespace "
-            "error=%s", err->message);
+    dx->phase = PHASE_CREATE;
+    if (err->code != -EAGAIN)
+      rbx_log(&be->ctx->log, RBX_LOG_WARN,
+              "no network holder; the execution gets its own namespace "
+              "error=%s", err->message);
+    rbx_err_clear(err);
   }
   send_create(dx);
   return 0;

@@ -171,6 +171,13 @@ int docker_holder_acquire(struct docker_backend *be, docker_holder_fn ready,
     ready(data, holder, NULL);
     return 0;
   }
+  /* Past the cap a holder would not be reused before the next lull, and
+   * each one is a container more for the daemon: the execution gets a
+   * namespace of its own instead. */
+  if (be->holders_total >= be->ctx->opts.holder_pool_max)
+    return rbx_err_set(err, RBX_ERR_UNAVAILABLE, -EAGAIN,
+                       "all %u network holders are lent out",
+                       be->ctx->opts.holder_pool_max);
   holder = calloc(1, sizeof(*holder));
   if (!holder)
     return rbx_err_set(err, RBX_ERR_IO, -ENOMEM, "out of memory");

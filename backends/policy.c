@@ -73,7 +73,7 @@ void rbx_options_init(struct rbx_options *opts)
   opts->max_in_flight = 64;
   opts->max_connections = 16;
   opts->ring_entries = 1024;
-  opts->holder_pool_max = 16;
+  opts->holder_pool_max = 32;
   opts->log_level = RBX_LOG_WARN;
 }
 

@@ -71,7 +71,9 @@ struct rbx_options {
   bool no_startup_sweep;   /* skip removing objects of dead owners at start */
   bool no_holder_pool;     /* create a network namespace per execution
                               instead of lending pooled loopback holders */
-  unsigned holder_pool_max; /* network holders kept idle (default 16) */
+  unsigned holder_pool_max; /* network holders in all, lent or idle
+                               (default 32); executions past it get a
+                               namespace of their own */
   bool no_events_stream;   /* one wait request per execution instead of
                               exits read from one /events stream */
   rbx_log_fn log_fn;
