@@ -8,27 +8,6 @@
 /* Input bytes per base64 chunk: a multiple of 3, so chunks join cleanly. */
 #define BASE64_CHUNK 3072
 
-/* The CLI owns these names because they are part of its JSON output; they
- * stay fixed even if the library's own rbx_end_name changes. */
-const char *cli_end_name(enum rbx_end end)
-{
-  switch (end) {
-  case RBX_END_EXITED:
-    return "exited";
-  case RBX_END_TIMED_OUT:
-    return "timed_out";
-  case RBX_END_OOM:
-    return "oom";
-  case RBX_END_OUTPUT_LIMIT:
-    return "output_limit";
-  case RBX_END_SIGNALED:
-    return "signaled";
-  case RBX_END_CANCELLED:
-    return "cancelled";
-  }
-  return "unknown";
-}
-
 static void json_text(struct cli_buf *buf, const char *text)
 {
   cli_json_string(buf, (const uint8_t *)text, strlen(text));
@@ -97,7 +76,7 @@ void cli_json_result(struct cli_buf *buf, const struct cli_result_tag *tag,
     json_id(buf, result->id, sizeof(result->id));
   }
   cli_buf_printf(buf, ",\"exit_code\":%d,\"end\":", result->exit_code);
-  json_text(buf, cli_end_name(result->end));
+  json_text(buf, rbx_end_name(result->end));
   cli_buf_printf(buf, ",\"signal\":%d", result->signal);
   json_output(buf, "stdout", &result->out);
   json_output(buf, "stderr", &result->err);

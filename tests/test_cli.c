@@ -558,12 +558,12 @@ static void test_json_error_forms(void **state)
 static void test_end_names(void **state)
 {
   (void)state;
-  assert_string_equal(cli_end_name(RBX_END_EXITED), "exited");
-  assert_string_equal(cli_end_name(RBX_END_TIMED_OUT), "timed_out");
-  assert_string_equal(cli_end_name(RBX_END_OOM), "oom");
-  assert_string_equal(cli_end_name(RBX_END_OUTPUT_LIMIT), "output_limit");
-  assert_string_equal(cli_end_name(RBX_END_SIGNALED), "signaled");
-  assert_string_equal(cli_end_name(RBX_END_CANCELLED), "cancelled");
+  assert_string_equal(rbx_end_name(RBX_END_EXITED), "exited");
+  assert_string_equal(rbx_end_name(RBX_END_TIMED_OUT), "timed_out");
+  assert_string_equal(rbx_end_name(RBX_END_OOM), "oom");
+  assert_string_equal(rbx_end_name(RBX_END_OUTPUT_LIMIT), "output_limit");
+  assert_string_equal(rbx_end_name(RBX_END_SIGNALED), "signaled");
+  assert_string_equal(rbx_end_name(RBX_END_CANCELLED), "cancelled");
 }
 
 /* ---- batch request decoding */
