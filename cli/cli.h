@@ -131,7 +131,6 @@ void cli_buf_free(struct cli_buf *buf);
  * the output is valid JSON for any bytes. */
 void cli_json_string(struct cli_buf *buf, const uint8_t *data, size_t len);
 
-
 /* The origin of a batch result line: the raw JSON text of the request's
  * "id" (NULL: null) and its line number. A NULL tag means `run --json`. */
 struct cli_result_tag {
