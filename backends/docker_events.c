@@ -42,17 +42,17 @@ static void handle_object(struct docker_events *ev, const char *text,
   const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(actor, "Attributes");
   const cJSON *code = cJSON_GetObjectItemCaseSensitive(attrs, "exitCode");
   const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
-  const char *what = cJSON_IsString(action)   ? action->valuestring
+  const char *event_name = cJSON_IsString(action)   ? action->valuestring
                      : cJSON_IsString(status) ? status->valuestring
                                               : NULL;
 
   if (cJSON_IsString(error)) {
     rbx_log(&ev->be->ctx->log, RBX_LOG_WARN, "events stream error: %s",
             error->valuestring);
-  } else if (what && cJSON_IsString(id)) {
-    if (strcmp(what, "oom") == 0)
+  } else if (event_name && cJSON_IsString(id)) {
+    if (strcmp(event_name, "oom") == 0)
       docker_exec_event(ev->be, id->valuestring, true, -1);
-    else if (strcmp(what, "die") == 0 && cJSON_IsString(code))
+    else if (strcmp(event_name, "die") == 0 && cJSON_IsString(code))
       docker_exec_event(ev->be, id->valuestring, false,
                         atoi(code->valuestring));
   }

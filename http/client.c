@@ -390,8 +390,8 @@ static int on_headers_complete(llhttp_t *parser)
   call->status = parser->status_code;
   call->headers_done = true;
   if (call->hijack) {
-    /* A stream is a 101, or a 200 whose body is an unframed raw stream; a
-     * 200 with a length or chunks is an ordinary answer. */
+    /* A stream is a 101, or a 200 whose body is an unframed raw stream. A
+     * 200 with a length or chunks is an ordinary response. */
     if (call->status == 101 ||
         (call->status == 200 && !framed &&
          is_raw_stream_type(call->content_type))) {
@@ -527,8 +527,8 @@ static void deliver_response(struct http_conn *conn, const uint8_t *extra,
     call_free_if_idle(call);
     return;
   }
-  /* Bytes after a complete answer mean the peer is out of step: such a
-   * connection is never reused. */
+  /* Bytes after a complete response mean the peer is out of step, so such
+   * a connection is never reused. */
   reusable = llhttp_should_keep_alive(&conn->parser) && extra_len == 0;
   conn_release(conn, reusable);
   call_complete(call, &resp, NULL);
@@ -605,8 +605,8 @@ static void conn_start_send(struct http_conn *conn)
     conn_fail(conn, RBX_ERR_IO, rc, "cannot queue a send");
 }
 
-/* A kept-alive connection may have been closed by the daemon while idle;
- * a call that saw no byte of answer on it is sent again once, on a new
+/* A kept-alive connection may have been closed by the daemon while idle.
+ * A call that saw no byte of response on it is sent again once, on a new
  * connection. */
 static bool retry_on_stale(struct http_conn *conn)
 {
