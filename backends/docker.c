@@ -14,7 +14,7 @@
 
 #include "engine/error.h"
 
-#define ATTACH_RECV_BUF (16 * 1024)
+#define ATTACH_RECV_BUF (4 * 1024)
 #define API_VERSION_MIN_MINOR 40 /* 1.40: Docker 19.03 */
 #define API_VERSION_MAX_MINOR 43
 

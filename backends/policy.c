@@ -72,7 +72,7 @@ void rbx_options_init(struct rbx_options *opts)
   opts->runtime = RBX_RUNTIME_DOCKER;
   opts->max_in_flight = 64;
   opts->max_connections = 16;
-  opts->ring_entries = 1024;
+  opts->ring_entries = 256;
   opts->holder_pool_max = 32;
   opts->log_level = RBX_LOG_WARN;
 }

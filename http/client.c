@@ -13,7 +13,7 @@
 #include "engine/error.h"
 #include "http/http.h"
 
-#define CONN_RECV_BUF (8 * 1024)
+#define CONN_RECV_BUF (4 * 1024)
 #define REQUEST_HEAD_MAX 4096
 
 struct http_conn;

@@ -150,7 +150,7 @@ static void test_options_init_defaults(void **state)
   assert_null(o.daemon_url);
   assert_int_equal(o.max_in_flight, 64);
   assert_int_equal(o.max_connections, 16);
-  assert_int_equal(o.ring_entries, 1024);
+  assert_int_equal(o.ring_entries, 256);
   assert_false(o.no_startup_sweep);
   assert_false(o.no_holder_pool);
   assert_int_equal(o.holder_pool_max, 16);
