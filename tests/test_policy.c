@@ -153,7 +153,7 @@ static void test_options_init_defaults(void **state)
   assert_int_equal(o.ring_entries, 256);
   assert_false(o.no_startup_sweep);
   assert_false(o.no_holder_pool);
-  assert_int_equal(o.holder_pool_max, 16);
+  assert_int_equal(o.holder_pool_max, 32);
   assert_null(o.log_fn);
   assert_null(o.log_userdata);
   assert_int_equal(o.log_level, RBX_LOG_WARN);
