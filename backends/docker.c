@@ -849,16 +849,19 @@ static void on_start_timer(struct eng_op *op, int res)
     struct rbx_error err;
 
     rbx_err_set(&err, RBX_ERR_TIMEOUT, -ETIMEDOUT,
-                "container %.12s did not start within %llu ms; the daemon is "
+                "container %.*s did not start within %llu ms; the daemon is "
                 "overloaded or stuck",
+                dx->id[0] ? 12 : (int)sizeof(dx->name),
                 dx->id[0] ? dx->id : dx->name,
                 (unsigned long long)start_bound_ms(
                     &dx->exec->spec.policy));
     rbx_log(&dx->be->ctx->log, RBX_LOG_WARN, "%s", err.message);
+    dx->phase = PHASE_RUNNING;
+    /* Recorded before the cancel, whose callback runs at once and would
+     * otherwise report "request cancelled" in place of the timeout. */
+    dx_fail(dx, &err);
     if (dx->call)
       http_call_cancel_queued(dx->call);
-    dx->phase = PHASE_RUNNING;
-    dx_fail(dx, &err);
   }
   step(dx);
 }
