@@ -160,8 +160,8 @@ void live_assert_nothing_left(const struct live_engine *engine, int owner_pid);
 int live_remove_owned(const char *socket_path, int owner_pid);
 
 /* VmHWM of this process in KiB, and its reset through /proc/self/clear_refs
- * (Linux 4.0 and newer). live_reset_peak_rss returns 0 or a negative
- * errno. */
+ * (Linux 4.0 and newer) after glibc's malloc_trim. live_reset_peak_rss
+ * returns 0 or a negative errno. */
 long live_peak_rss_kib(void);
 int live_reset_peak_rss(void);
 

@@ -113,8 +113,11 @@ static void test_scale_all_in_flight(void **state)
     live_outcome_clear(&outcomes[i]);
   }
   free(outcomes);
-  live_context_free(ctx);
   print_message("%zu of %zu executions wrong\n", bad, count);
+  start = live_now_ms();
+  live_context_free(ctx);
+  print_message("context freed in %.1f s\n",
+                (double)(live_now_ms() - start) / 1000.0);
   assert_int_equal(bad, 0);
 }
 
