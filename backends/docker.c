@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +59,7 @@ struct docker_exec {
   bool wait_registered;
   bool started;
   bool attach_eof;
+  bool attach_closing; /* no receive is queued again */
   bool exit_known;
   bool kill_sent;
   bool oom;
@@ -235,6 +237,15 @@ int docker_proc_start_time(int pid, unsigned long long *start)
   return 0;
 }
 
+unsigned long long docker_pid_namespace(void)
+{
+  struct stat st;
+
+  if (stat("/proc/self/ns/pid", &st) < 0)
+    return 0;
+  return (unsigned long long)st.st_ino;
+}
+
 int docker_boot_id(char *out, size_t size)
 {
   FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
@@ -306,6 +317,7 @@ static bool io_idle(struct docker_exec *dx)
 
 static void close_attach(struct docker_exec *dx)
 {
+  dx->attach_closing = true;
   if (dx->recv_op.in_flight)
     eng_cancel(&dx->recv_op);
   if (dx->send_op.in_flight)
@@ -464,7 +476,10 @@ static void on_removed(struct http_call *call, struct http_response *resp,
   if (dx->holder) {
     /* A holder whose borrower could not be removed may still share its
      * namespace with a live process: it is never lent again. */
-    docker_holder_release(dx->holder, dx->holder_broken || err != NULL);
+    docker_holder_release(dx->holder,
+                          dx->holder_broken || err != NULL ||
+                              (resp && resp->status >= 300 &&
+                               resp->status != 404));
     dx->holder = NULL;
   }
   if (err) {
@@ -554,6 +569,7 @@ static void retry_without_holder(struct docker_exec *dx)
   dx->failed = false;
   dx->started = dx->kill_sent = dx->attach_eof = dx->exit_known = false;
   dx->wait_registered = dx->stdin_done = false;
+  dx->attach_closing = false;
   dx->stdin_sent = 0;
   memset(&dx->demux, 0, sizeof(dx->demux));
   send_create(dx);
@@ -896,7 +912,7 @@ static void on_attach_recv(struct eng_op *op, int res)
   struct docker_exec *dx = op->data;
   struct rbx_error err;
 
-  if (dx->failed || res == -ECANCELED) {
+  if (dx->failed || res == -ECANCELED || dx->attach_closing) {
     step(dx);
     return;
   }
@@ -1330,7 +1346,8 @@ static void on_created(struct http_call *call, struct http_response *resp,
   }
   json = cJSON_ParseWithLength(resp->body, resp->body_len);
   id = cJSON_GetObjectItemCaseSensitive(json, "Id");
-  if (!cJSON_IsString(id) || strlen(id->valuestring) >= sizeof(dx->id) ||
+  if (!cJSON_IsString(id) || !id->valuestring[0] ||
+      strlen(id->valuestring) >= sizeof(dx->id) ||
       strspn(id->valuestring, "0123456789abcdef") !=
           strlen(id->valuestring)) {
     struct rbx_error cerr;
@@ -1508,11 +1525,12 @@ static int negotiate(struct docker_backend *be, struct rbx_error *err)
                        be->ep.url);
   }
   if (minor < API_VERSION_MIN_MINOR) {
+    rbx_err_set(err, RBX_ERR_UNAVAILABLE, -ENOTSUP,
+                "the daemon at %s speaks Engine API %.32s; ringbox needs "
+                "1.%d or newer",
+                be->ep.url, api->valuestring, API_VERSION_MIN_MINOR);
     cJSON_Delete(json);
-    return rbx_err_set(err, RBX_ERR_UNAVAILABLE, -ENOTSUP,
-                       "the daemon at %s speaks Engine API %s; ringbox needs "
-                       "1.%d or newer",
-                       be->ep.url, api->valuestring, API_VERSION_MIN_MINOR);
+    return -ENOTSUP;
   }
   if (minor > API_VERSION_MAX_MINOR)
     minor = API_VERSION_MAX_MINOR;
@@ -1560,8 +1578,10 @@ static int make_owner(struct docker_backend *be, struct rbx_error *err)
                        "cannot read this process's start time or the boot "
                        "id from /proc: %s",
                        strerror(-rc));
-  snprintf(be->owner, sizeof(be->owner), "%d:%llu:%s", (int)getpid(), start,
-           boot);
+  /* The PID namespace is part of the owner: a sweep in another namespace
+   * cannot see this pid in /proc and must not take it for gone. */
+  snprintf(be->owner, sizeof(be->owner), "%d:%llu:%s:%llu", (int)getpid(),
+           start, boot, docker_pid_namespace());
   return 0;
 }
 

@@ -177,5 +177,7 @@ int docker_sweep(struct docker_backend *be, bool everything_of_mine,
  * Returns 0 or a negative errno. */
 int docker_proc_start_time(int pid, unsigned long long *start);
 int docker_boot_id(char *out, size_t size);
+/* The inode of this process's PID namespace, or 0 when unknown. */
+unsigned long long docker_pid_namespace(void);
 
 #endif

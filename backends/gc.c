@@ -44,17 +44,36 @@ static enum verdict judge(const struct docker_backend *be,
     return KEEP;
   if (strcmp(owner, be->owner) == 0)
     return mine ? REMOVE : KEEP;
+  bool expired = deadline && strtoll(deadline, NULL, 10) > 0 &&
+                 strtoll(deadline, NULL, 10) < (long long)time(NULL);
+  const char *owner_ns;
+  size_t boot_len;
+
   if (sscanf(owner, "%d:%llu:%n", &pid, &start, &used) != 2 || used == 0)
     return KEEP; /* not a label this version wrote: leave it */
+  owner_ns = strchr(owner + used, ':');
+  boot_len = owner_ns ? (size_t)(owner_ns - (owner + used))
+                      : strlen(owner + used);
   if (docker_boot_id(boot, sizeof(boot)) == 0 &&
-      strcmp(owner + used, boot) != 0)
+      (strlen(boot) != boot_len || strncmp(owner + used, boot, boot_len)))
     return REMOVE; /* written before the last reboot */
+  /* An owner in another PID namespace (another container, another host
+   * sharing the daemon) cannot be looked up in our /proc: only its
+   * deadline can retire its objects. */
+  if (!owner_ns ||
+      strtoull(owner_ns + 1, NULL, 10) != docker_pid_namespace())
+    return expired ? REMOVE : KEEP;
   if (docker_proc_start_time(pid, &live_start) < 0 || live_start != start)
     return REMOVE; /* the owner is gone, or its pid was reused */
-  if (deadline && strtoll(deadline, NULL, 10) > 0 &&
-      strtoll(deadline, NULL, 10) < (long long)time(NULL))
-    return REMOVE;
-  return KEEP;
+  return expired ? REMOVE : KEEP;
+}
+
+/* Ids go into request targets unescaped, so only hex ids are accepted. */
+static bool valid_id(const char *id)
+{
+  size_t len = strlen(id);
+
+  return len > 0 && len <= 80 && strspn(id, "0123456789abcdef") == len;
 }
 
 static int role_rank(const char *role)
@@ -86,7 +105,7 @@ static int remove_containers(struct docker_backend *be, bool mine,
       char target[160];
       struct rbx_error rerr;
 
-      if (!cJSON_IsString(id) ||
+      if (!cJSON_IsString(id) || !valid_id(id->valuestring) ||
           role_rank(label_of(labels, DOCKER_LABEL_ROLE)) != rank ||
           judge(be, labels, mine) != REMOVE)
         continue;
@@ -160,7 +179,8 @@ static int remove_networks(struct docker_backend *be, bool mine,
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(item, "Labels");
     struct rbx_error rerr;
 
-    if (!cJSON_IsString(id) || judge(be, labels, mine) != REMOVE)
+    if (!cJSON_IsString(id) || !valid_id(id->valuestring) ||
+        judge(be, labels, mine) != REMOVE)
       continue;
     rc = remove_network(be, id->valuestring, &rerr);
     if (rc >= 0 || rerr.code == -ENOENT) {
