@@ -109,11 +109,13 @@ no_memory:
   return -ENOMEM;
 }
 
-static void write_stream(FILE *out, const struct rbx_output *output)
+/* Returns false when the bytes could not all be written. */
+static bool write_stream(FILE *out, const struct rbx_output *output)
 {
-  if (output->len > 0)
-    fwrite(output->data, 1, output->len, out);
-  fflush(out);
+  if (output->len > 0 && fwrite(output->data, 1, output->len, out) <
+                             output->len)
+    return false;
+  return fflush(out) == 0;
 }
 
 static void note_truncation(const char *name, const struct rbx_output *out)
@@ -129,7 +131,11 @@ static void note_truncation(const char *name, const struct rbx_output *out)
 static int finish_plain(const struct cli_config *cfg,
                         const struct rbx_result *result)
 {
-  write_stream(stdout, &result->out);
+  if (!write_stream(stdout, &result->out)) {
+    fprintf(stderr, "ringbox: cannot write the command's stdout: %s\n",
+            strerror(errno));
+    return CLI_EXIT_FAILURE;
+  }
   write_stream(stderr, &result->err);
   note_truncation("stdout", &result->out);
   note_truncation("stderr", &result->err);
