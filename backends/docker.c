@@ -86,6 +86,15 @@ struct http_call *docker_request(struct docker_backend *be, const char *method,
                                  http_done_fn done, void *data,
                                  struct rbx_error *err)
 {
+  return docker_request_ex(be, method, target, body, false, done, data, err);
+}
+
+struct http_call *docker_request_ex(struct docker_backend *be,
+                                    const char *method, const char *target,
+                                    cJSON *body, bool urgent,
+                                    http_done_fn done, void *data,
+                                    struct rbx_error *err)
+{
   char full[1024];
   struct http_request req = {0};
   char *text = NULL;
@@ -112,6 +121,7 @@ struct http_call *docker_request(struct docker_backend *be, const char *method,
   req.method = method;
   req.target = full;
   req.timeout_ms = DOCKER_REQUEST_TIMEOUT_MS;
+  req.urgent = urgent;
   call = http_request(be->http, &req, done, data, err);
   free(text);
   return call;
@@ -696,7 +706,8 @@ static void inspect_for_oom(struct docker_exec *dx)
   struct rbx_error err;
 
   snprintf(target, sizeof(target), "/containers/%s/json", dx->id);
-  dx->call = docker_request(dx->be, "GET", target, NULL, on_inspect, dx, &err);
+  dx->call = docker_request_ex(dx->be, "GET", target, NULL, true, on_inspect,
+                               dx, &err);
   if (!dx->call)
     dx_fail(dx, &err);
 }
@@ -811,7 +822,8 @@ static void send_kill(struct docker_exec *dx)
     return;
   dx->kill_sent = true;
   snprintf(target, sizeof(target), "/containers/%s/kill?signal=KILL", dx->id);
-  dx->call = docker_request(dx->be, "POST", target, NULL, on_killed, dx, &err);
+  dx->call = docker_request_ex(dx->be, "POST", target, NULL, true, on_killed,
+                               dx, &err);
   if (!dx->call)
     rbx_log(&dx->be->ctx->log, RBX_LOG_WARN,
             "kill failed container=%.12s error=%s", dx->id, err.message);
@@ -1046,8 +1058,8 @@ static void send_start(struct docker_exec *dx)
     return;
   }
   snprintf(target, sizeof(target), "/containers/%s/start", dx->id);
-  dx->call = docker_request(dx->be, "POST", target, NULL, on_started, dx,
-                            &err);
+  dx->call = docker_request_ex(dx->be, "POST", target, NULL, true,
+                               on_started, dx, &err);
   if (!dx->call) {
     dx->phase = PHASE_RUNNING;
     dx_fail(dx, &err);
@@ -1371,6 +1383,9 @@ static void on_created(struct http_call *call, struct http_response *resp,
     step(dx);
     return;
   }
+  /* Bounds attach and start; create had its own request timeout, and its
+   * time queued behind other creates does not count. */
+  eng_timer(&dx->start_op, start_bound_ms(&dx->exec->spec.policy));
   send_attach(dx);
 }
 
@@ -1448,7 +1463,7 @@ static int docker_start(struct rbx_exec *exec, struct rbx_error *err)
   eng_op_init(&dx->start_op, be->ctx->loop, on_start_timer, dx);
   eng_op_init(&dx->deadline_op, be->ctx->loop, on_deadline, dx);
   eng_op_init(&dx->grace_op, be->ctx->loop, on_grace, dx);
-  eng_timer(&dx->start_op, start_bound_ms(&exec->spec.policy));
+
   if (exec->spec.policy.network == RBX_NET_LIMITED) {
     int rc;
 

@@ -17,9 +17,9 @@
 /* Short requests (create, start, kill, inspect, remove) must answer within
  * this time; a daemon slower than this is reported as timed out. */
 #define DOCKER_REQUEST_TIMEOUT_MS 60000
-/* How long create, attach and start may take together before the
- * execution fails as timed out: the command's own timeout plus the margin,
- * at most the maximum. The command's timeout starts after. */
+/* How long attach and start may take after create before the execution
+ * fails as timed out: the command's own timeout plus the margin, at most
+ * the maximum. The command's timeout starts after. */
 #define DOCKER_START_TIMEOUT_MS 60000
 #define DOCKER_START_MARGIN_MS 10000
 /* After an exit with status 137, how long to wait for a late oom event
@@ -121,6 +121,14 @@ struct http_call *docker_request(struct docker_backend *be, const char *method,
                                  const char *target, cJSON *body,
                                  http_done_fn done, void *data,
                                  struct rbx_error *err);
+
+/* docker_request, queued ahead of ordinary requests when urgent: start,
+ * kill and inspect finish work already under way. */
+struct http_call *docker_request_ex(struct docker_backend *be,
+                                    const char *method, const char *target,
+                                    cJSON *body, bool urgent,
+                                    http_done_fn done, void *data,
+                                    struct rbx_error *err);
 
 /* Runs one request to the end by driving the loop. Not for use inside a
  * callback. On success returns the status and, when body_out is not NULL,

@@ -28,6 +28,7 @@ struct http_call {
   http_headers_fn on_headers;
   bool hijack;
   bool dedicated;
+  bool urgent;
   bool retried;        /* already re-sent once after a stale keep-alive */
   bool finished;
   char *request;       /* head and body, ready to send */
@@ -122,6 +123,28 @@ static void pending_push(struct http_client *client, struct http_call *call,
     client->pending_tail->next = call;
     client->pending_tail = call;
   }
+}
+
+/* Inserts call after the last urgent call in the queue. */
+static void pending_push_urgent(struct http_client *client,
+                                struct http_call *call)
+{
+  struct http_call *after = NULL;
+
+  for (struct http_call *c = client->pending_head; c && c->urgent;
+       c = c->next)
+    after = c;
+  if (!after) {
+    pending_push(client, call, true);
+    return;
+  }
+  call->prev = after;
+  call->next = after->next;
+  if (after->next)
+    after->next->prev = call;
+  else
+    client->pending_tail = call;
+  after->next = call;
 }
 
 static bool call_is_pending(struct http_client *client, struct http_call *call)
@@ -251,7 +274,11 @@ struct http_call *http_request(struct http_client *client,
   call->timeout_ms = req->timeout_ms;
   eng_op_init(&call->timer_op, client->loop, on_call_timer, call);
   client->call_count++;
-  pending_push(client, call, false);
+  call->urgent = req->urgent;
+  if (call->urgent)
+    pending_push_urgent(client, call);
+  else
+    pending_push(client, call, false);
   if (!client->kick_op.in_flight)
     eng_defer(&client->kick_op);
   return call;

@@ -82,6 +82,9 @@ struct http_request {
   uint64_t timeout_ms;
   /* Use a connection of its own outside the pool limit (long waits). */
   bool dedicated;
+  /* Queue ahead of requests that are not urgent (in arrival order among
+   * urgent ones): steps that finish work already started. */
+  bool urgent;
 };
 
 /* Creates a client for ep on loop with at most max_conns pooled
