@@ -45,7 +45,7 @@ struct docker_exec {
   bool holder_broken;
   bool no_holder;              /* retrying after a holder failed */
   struct http_call *call;      /* the short request in flight */
-  struct http_call *wait_call; /* the wait, until it answers */
+  struct http_call *wait_call; /* the wait, until its response */
   int attach_fd;
   uint8_t *recv_buf;
   struct http_demux demux;
@@ -538,21 +538,30 @@ static void on_discarded(struct http_call *call, struct http_response *resp,
   struct docker_backend *be = data;
 
   (void)call;
-  (void)resp;
-  (void)err;
+  if (err)
+    rbx_log(&be->ctx->log, RBX_LOG_WARN,
+            "background remove failed error=%s; the sweep will retry",
+            err->message);
+  else if (resp->status >= 300 && resp->status != 404)
+    rbx_log(&be->ctx->log, RBX_LOG_WARN,
+            "background remove failed status=%d; the sweep will retry",
+            resp->status);
   be->background--;
 }
 
-/* Removes a container nobody waits for; the sweep covers a failure. */
-static void discard_container(struct docker_backend *be, const char *id)
+void docker_discard_container(struct docker_backend *be, const char *id)
 {
   char target[160];
   struct rbx_error err;
 
   snprintf(target, sizeof(target), "/containers/%s?force=1&v=1", id);
   be->background++;
-  if (!docker_request(be, "DELETE", target, NULL, on_discarded, be, &err))
+  if (!docker_request(be, "DELETE", target, NULL, on_discarded, be, &err)) {
     be->background--;
+    rbx_log(&be->ctx->log, RBX_LOG_WARN,
+            "remove failed container=%.12s error=%s; the sweep will retry",
+            id, err.message);
+  }
 }
 
 /* The holder's namespace was gone at start (a daemon restart stops every
@@ -565,7 +574,7 @@ static void retry_without_holder(struct docker_exec *dx)
           "error=%s",
           dx->id, dx->err.message);
   if (dx->id[0])
-    discard_container(dx->be, dx->id);
+    docker_discard_container(dx->be, dx->id);
   live_remove(dx);
   docker_holder_release(dx->holder, true);
   dx->holder = NULL;
@@ -698,8 +707,8 @@ static void on_inspect(struct http_call *call, struct http_response *resp,
   step(dx);
 }
 
-/* Exit 137 is any SIGKILL; only the container's state says whether memory
- * ran out, and it is gone after removal, so it is read first. */
+/* Exit 137 is any SIGKILL. Only the container's state records whether
+ * memory ran out, and it is gone after removal, so it is read first. */
 static void inspect_for_oom(struct docker_exec *dx)
 {
   char target[160];
@@ -1614,8 +1623,8 @@ const struct backend_ops *docker_backend_ops(void)
   return &docker_ops;
 }
 
-/* Tries the daemon addresses in order and keeps the first that answers
- * /version; the error names every address tried. */
+/* Tries the daemon addresses in order and keeps the first that responds
+ * to /version. The error names every address tried. */
 static int connect_first(struct docker_backend *be, const char *const *urls,
                          size_t count, struct rbx_error *err)
 {

@@ -14,8 +14,8 @@
 #define DOCKER_LABEL_DEADLINE "ringbox.deadline"
 #define DOCKER_LABEL_ROLE "ringbox.role"
 
-/* Short requests (create, start, kill, inspect, remove) must answer within
- * this time; a daemon slower than this is reported as timed out. */
+/* Short requests (create, start, kill, inspect, remove) must get a
+ * response within this time, or they are reported as timed out. */
 #define DOCKER_REQUEST_TIMEOUT_MS 60000
 /* How long attach and start may take after create before the execution
  * fails as timed out: the command's own timeout plus the margin, at most
@@ -160,6 +160,10 @@ const char *docker_net_name(const struct docker_net *net);
 const char *docker_net_proxy_url(const struct docker_net *net);
 void docker_net_teardown(struct docker_net *net, docker_net_fn gone,
                          void *data);
+
+/* Removes a container that no execution waits for, in the background;
+ * the sweep covers a failure. */
+void docker_discard_container(struct docker_backend *be, const char *id);
 
 /* The /events stream. start connects it and waits (bounded) for its
  * headers; while it is ready, executions need no wait request. */

@@ -21,43 +21,14 @@ struct docker_holder {
   void *ready_data;
 };
 
-static void on_holder_removed(struct http_call *call, struct http_response *resp,
-                              const struct rbx_error *err, void *data)
-{
-  struct docker_holder *holder = data;
-  struct docker_backend *be = holder->be;
-
-  (void)call;
-  (void)resp;
-  if (err)
-    rbx_log(&be->ctx->log, RBX_LOG_WARN,
-            "remove holder failed holder=%.12s error=%s", holder->id,
-            err->message);
-  be->background--;
-  free(holder);
-}
-
 static void remove_holder(struct docker_holder *holder)
 {
   struct docker_backend *be = holder->be;
-  char target[160];
-  struct rbx_error err;
 
   be->holders_total--;
-  if (!holder->id[0]) {
-    free(holder);
-    return;
-  }
-  snprintf(target, sizeof(target), "/containers/%s?force=1&v=1", holder->id);
-  be->background++;
-  if (!docker_request(be, "DELETE", target, NULL, on_holder_removed, holder,
-                      &err)) {
-    be->background--;
-    rbx_log(&be->ctx->log, RBX_LOG_WARN,
-            "remove holder failed holder=%.12s error=%s", holder->id,
-            err.message);
-    free(holder);
-  }
+  if (holder->id[0])
+    docker_discard_container(be, holder->id);
+  free(holder);
 }
 
 static void holder_ready(struct docker_holder *holder,

@@ -242,7 +242,9 @@ static int run_one(struct cli_config *cfg, const struct rbx_spec *spec,
   rbx_context_free(ctx);
   if (rc < 0)
     return rc;
-  return outcome.failed ? (err->code < 0 ? err->code : -EIO) : 0;
+  if (!outcome.failed)
+    return 0;
+  return err->code < 0 ? err->code : -EIO;
 }
 
 static int execute(struct cli_config *cfg)

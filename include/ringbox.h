@@ -25,7 +25,7 @@ enum rbx_error_kind {
 };
 
 /* An error: a kind, a negative errno-style code where one applies (or 0),
- * and a readable message that says what failed and what to do. */
+ * and a readable message that states what failed and what to do. */
 struct rbx_error {
   enum rbx_error_kind kind;
   int code;
@@ -134,7 +134,7 @@ struct rbx_spec {
 };
 
 enum rbx_end {
-  RBX_END_EXITED = 0,   /* the command exited; exit_code holds its status */
+  RBX_END_EXITED = 0,   /* the command exited with exit_code */
   RBX_END_TIMED_OUT,    /* killed at the deadline */
   RBX_END_OOM,          /* killed because memory ran out */
   RBX_END_OUTPUT_LIMIT, /* stopped because a stream passed output_limit */
