@@ -591,6 +591,9 @@ static void retry_without_holder(struct docker_exec *dx)
   dx->attach_closing = false;
   dx->stdin_sent = 0;
   memset(&dx->demux, 0, sizeof(dx->demux));
+  /* The retry's attach allocates its own receive buffer. */
+  free(dx->recv_buf);
+  dx->recv_buf = NULL;
   send_create(dx);
 }
 

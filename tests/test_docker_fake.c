@@ -656,6 +656,89 @@ static void test_docker_fake_exit_137_not_oom(void **state)
   run_exit_137(inspect_no_oom, RBX_END_SIGNALED);
 }
 
+#define HOLDER_ID                                                              \
+  "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+static const char holder_created[] =
+    "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+    "Content-Length: 88\r\n\r\n{\"Id\":\"" HOLDER_ID "\",\"Warnings\":[]}\n";
+/* What dockerd answers when the namespace's owner has stopped. */
+static const char holder_gone[] =
+    "HTTP/1.1 500 Internal Server Error\r\n"
+    "Content-Type: application/json\r\nContent-Length: 127\r\n\r\n"
+    "{\"message\":\"cannot join network of a non running container: " HOLDER_ID
+    "\"}\n";
+
+/* The network holder's namespace is gone when the sandbox starts, after
+ * its attach stream was open: the execution runs again in a container with
+ * a namespace of its own, and the first attempt's stream and buffers are
+ * released. */
+static void test_docker_fake_holder_gone_retry(void **state)
+{
+  enum { HOLDER_ROUTES = 3 };
+  struct fake_route routes[HOLDER_ROUTES + R_COUNT];
+  struct fake_request holder_create, first, second;
+  struct rbx_options opts;
+  struct rbx_error err = {0};
+  struct run run;
+
+  (void)state;
+  routes[0] = (struct fake_route){
+      .name = "holder create",
+      .method = "POST",
+      .path = "/containers/create?name=ringbox-holder-",
+      .writes = {LIT(holder_created)}};
+  routes[1] = (struct fake_route){.name = "holder start",
+                                  .method = "POST",
+                                  .path = "/containers/" HOLDER_ID "/start",
+                                  .writes = {LIT(no_content)}};
+  routes[2] = (struct fake_route){.name = "start with holder gone",
+                                  .method = "POST",
+                                  .path = "/containers/*/start",
+                                  .max_hits = 1,
+                                  .writes = {LIT(holder_gone)}};
+  base_routes(routes + HOLDER_ROUTES);
+
+  memset(&run, 0, sizeof(run));
+  assert_int_equal(fake_daemon_start(&run.daemon, routes, HOLDER_ROUTES +
+                                                              R_COUNT),
+                   0);
+  rbx_options_init(&opts);
+  opts.daemon_url = fake_daemon_url(run.daemon);
+  opts.no_startup_sweep = true;
+  opts.no_events_stream = true;
+  opts.log_fn = on_log;
+  opts.log_level = RBX_LOG_WARN;
+  if (rbx_context_new(&run.ctx, &opts, &err) < 0)
+    fail_msg("rbx_context_new: %s", err.message);
+  run_exec(&run, 30000);
+
+  if (run.o.failed)
+    fail_msg("execution failed: %s", run.o.err.message);
+  assert_int_equal(run.o.result.end, RBX_END_EXITED);
+  assert_int_equal(run.o.result.exit_code, 3);
+  assert_int_equal(run.o.result.out.len, 6);
+  assert_memory_equal(run.o.result.out.data, "hello\n", 6);
+  assert_int_equal(fake_daemon_hits(run.daemon, "holder create"), 1);
+  assert_int_equal(fake_daemon_hits(run.daemon, "start with holder gone"), 1);
+  assert_int_equal(fake_daemon_hits(run.daemon, "create"), 2);
+  assert_int_equal(fake_daemon_hits(run.daemon, "attach"), 2);
+  assert_int_equal(fake_daemon_hits(run.daemon, "start"), 1);
+
+  /* The first container joined the holder's namespace, the second has a
+   * namespace of its own. */
+  assert_true(fake_daemon_find(run.daemon, "holder create", 0,
+                               &holder_create));
+  assert_true(fake_daemon_find(run.daemon, "create", 0, &first));
+  assert_true(fake_daemon_find(run.daemon, "create", 1, &second));
+  assert_non_null(memmem(first.raw, first.raw_len,
+                         "\"container:" HOLDER_ID "\"",
+                         sizeof("\"container:" HOLDER_ID "\"") - 1));
+  assert_null(memmem(second.raw, second.raw_len, HOLDER_ID,
+                     sizeof(HOLDER_ID) - 1));
+  finish(&run);
+}
+
 /* A daemon whose /version is not an Engine API answer. */
 static void test_docker_fake_version_garbage(void **state)
 {
@@ -701,6 +784,7 @@ int main(void)
       cmocka_unit_test(test_docker_fake_exit_137_oom),
       cmocka_unit_test(test_docker_fake_exit_137_not_oom),
       cmocka_unit_test(test_docker_fake_version_garbage),
+      cmocka_unit_test(test_docker_fake_holder_gone_retry),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
