@@ -1207,6 +1207,11 @@ static cJSON *host_config(struct docker_exec *dx, const char *network_mode)
   int64_t memory = (int64_t)policy->memory_mib * 1024 * 1024;
 
   cJSON_AddStringToObject(hc, "NetworkMode", network_mode);
+  /* Output reaches the caller through the attach stream alone. The default
+   * log driver would also copy every byte to the daemon's disk, past the
+   * output limit. */
+  cJSON_AddStringToObject(cJSON_AddObjectToObject(hc, "LogConfig"), "Type",
+                          "none");
   cJSON_AddNumberToObject(hc, "Memory", (double)memory);
   /* Equal to Memory: no swap on top of the limit. */
   cJSON_AddNumberToObject(hc, "MemorySwap", (double)memory);

@@ -120,6 +120,8 @@ static cJSON *holder_config(struct docker_backend *be)
   cJSON_AddStringToObject(config, "User", "65534:65534");
   cJSON_AddItemToObject(config, "Labels", docker_labels(be, "holder", 0));
   cJSON_AddStringToObject(hc, "NetworkMode", "none");
+  cJSON_AddStringToObject(cJSON_AddObjectToObject(hc, "LogConfig"), "Type",
+                          "none");
   cJSON_AddNumberToObject(hc, "Memory", 16.0 * 1024 * 1024);
   cJSON_AddNumberToObject(hc, "MemorySwap", 16.0 * 1024 * 1024);
   cJSON_AddNumberToObject(hc, "PidsLimit", 4);

@@ -983,8 +983,15 @@ static cJSON *proxy_host_config(const struct docker_net *net)
   cJSON *hc = cJSON_CreateObject();
   cJSON *drop = cJSON_AddArrayToObject(hc, "CapDrop");
   cJSON *opts = cJSON_AddArrayToObject(hc, "SecurityOpt");
+  cJSON *log = cJSON_AddObjectToObject(hc, "LogConfig");
+  cJSON *log_options = cJSON_AddObjectToObject(log, "Config");
 
   cJSON_AddStringToObject(hc, "NetworkMode", net->egress_network);
+  /* The proxy's decisions stay readable with `docker logs`, in bounded
+   * files. Podman ignores the size options. */
+  cJSON_AddStringToObject(log, "Type", "json-file");
+  cJSON_AddStringToObject(log_options, "max-size", "1m");
+  cJSON_AddStringToObject(log_options, "max-file", "2");
   cJSON_AddBoolToObject(hc, "ReadonlyRootfs", true);
   cJSON_AddItemToArray(drop, cJSON_CreateString("ALL"));
   cJSON_AddItemToArray(opts, cJSON_CreateString("no-new-privileges"));
