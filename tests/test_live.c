@@ -425,6 +425,15 @@ static void check_pattern(const struct rbx_output *out, const char *pattern)
   }
 }
 
+/* AddressSanitizer holds freed blocks back from reuse, so the peak RSS of
+ * a sanitized build grows with the bytes that passed through, not with what
+ * was kept. */
+#ifdef __SANITIZE_ADDRESS__
+#define RSS_IS_MEANINGFUL false
+#else
+#define RSS_IS_MEANINGFUL true
+#endif
+
 static void test_output_limit_bounded(void **state)
 {
   static const struct limit_case cases[] = {
@@ -471,7 +480,11 @@ static void test_output_limit_bounded(void **state)
     check_pattern(kept, c->pattern);
     assert_int_equal(other->len, 0);
     assert_false(other->truncated);
-    assert_true(after - before < (long)((2 * limit + 8 * MIB) / 1024));
+    if (RSS_IS_MEANINGFUL)
+      assert_true(after - before < (long)((2 * limit + 8 * MIB) / 1024));
+    else
+      print_message("peak RSS not compared: AddressSanitizer keeps freed "
+                    "memory in quarantine; the plain build compares it\n");
     live_outcome_clear(&outcome);
   }
   live_context_free(ctx);
@@ -1046,8 +1059,10 @@ static void test_holder_removed_behind_back(void **state)
 /* ---- cancel ---- */
 
 /* Drives ctx until a sandbox container of this process runs (30 s max). */
+/* Waits for this process's sandbox to run and copies its id to id. */
 static bool wait_for_running_sandbox(const struct live_engine *engine,
-                                     struct rbx_context *ctx)
+                                     struct rbx_context *ctx, char *id,
+                                     size_t id_size)
 {
   uint64_t until = live_now_ms() + 30000;
 
@@ -1058,12 +1073,34 @@ static bool wait_for_running_sandbox(const struct live_engine *engine,
 
     for (int i = 0; i < count && i < 8; i++) {
       if (strcmp(objects[i].role, "sandbox") == 0 &&
-          strcmp(objects[i].state, "running") == 0)
+          strcmp(objects[i].state, "running") == 0) {
+        snprintf(id, id_size, "%s", objects[i].id);
         return true;
+      }
     }
     live_drive(ctx, 100);
   }
   return false;
+}
+
+/* The sandbox's output goes to the caller alone: the engine keeps no log
+ * of it. */
+static void assert_no_engine_log(const struct live_engine *engine,
+                                 const char *id)
+{
+  char *target = live_strdupf("/containers/%s/json", id);
+  cJSON *json = NULL;
+  const cJSON *type;
+
+  assert_int_equal(live_api(engine->socket_path, "GET", target, &json), 200);
+  type = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(
+          cJSON_GetObjectItemCaseSensitive(json, "HostConfig"), "LogConfig"),
+      "Type");
+  assert_true(cJSON_IsString(type));
+  assert_string_equal(type->valuestring, "none");
+  cJSON_Delete(json);
+  free(target);
 }
 
 static void test_cancel_running(void **state)
@@ -1076,6 +1113,7 @@ static void test_cancel_running(void **state)
   struct live_outcome outcome;
   const char *const argv[] = {"sleep", "60", NULL};
   uint64_t cancelled_at;
+  char id[72];
 
   live_policy(&policy);
   live_options(engine, &opts);
@@ -1083,8 +1121,9 @@ static void test_cancel_running(void **state)
   struct rbx_spec spec = spec_of(argv, &policy);
 
   live_spawn(ctx, &spec, &outcome, &exec);
-  assert_true(wait_for_running_sandbox(engine, ctx));
+  assert_true(wait_for_running_sandbox(engine, ctx, id, sizeof(id)));
   assert_false(outcome.done);
+  assert_no_engine_log(engine, id);
   cancelled_at = live_now_ms();
   rbx_cancel(exec);
   live_run_loop(ctx);
