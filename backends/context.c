@@ -319,6 +319,11 @@ unsigned rbx_pending(struct rbx_context *ctx)
   return ctx->queued_count + ctx->running_count;
 }
 
+unsigned rbx_cleanups_pending(struct rbx_context *ctx)
+{
+  return ctx->backend->cleanups ? ctx->backend->cleanups(ctx) : 0;
+}
+
 int rbx_run_loop(struct rbx_context *ctx)
 {
   while (rbx_pending(ctx) > 0) {

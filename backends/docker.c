@@ -1619,11 +1619,19 @@ static int make_owner(struct docker_backend *be, struct rbx_error *err)
 
 static void docker_free(struct rbx_context *ctx);
 
+static unsigned docker_cleanups(struct rbx_context *ctx)
+{
+  const struct docker_backend *be = ctx->backend_state;
+
+  return be->reaping_count + be->background;
+}
+
 static const struct backend_ops docker_ops = {
     .name = "docker",
     .start = docker_start,
     .cancel = docker_cancel,
     .free = docker_free,
+    .cleanups = docker_cleanups,
 };
 
 const struct backend_ops *docker_backend_ops(void)

@@ -24,6 +24,9 @@ struct backend_ops {
   void (*cancel)(struct rbx_exec *exec);
   /* Frees the backend's state on the context. */
   void (*free)(struct rbx_context *ctx);
+  /* Counts removals still under way after their executions ended; NULL
+   * for a backend that has none. */
+  unsigned (*cleanups)(struct rbx_context *ctx);
 };
 
 struct rbx_context {

@@ -230,6 +230,11 @@ int rbx_wait(struct rbx_context *ctx);
 /* Executions queued or in flight. */
 unsigned rbx_pending(struct rbx_context *ctx);
 
+/* Counts removals still under way after their executions ended. Network
+ * holders return to the pool once it is 0, so a caller that times
+ * something runs the loop until then. */
+unsigned rbx_cleanups_pending(struct rbx_context *ctx);
+
 /* Runs one execution to the end on a private context and fills *result
  * (free with rbx_result_clear). Returns 0, or a negative code with err
  * filled. opts may be NULL. */

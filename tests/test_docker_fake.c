@@ -204,9 +204,8 @@ static bool exec_done(struct run *run)
 /* Removals are done, and the cancels of their timers have come back. */
 static bool removals_done(struct run *run)
 {
-  const struct docker_backend *be = run->ctx->backend_state;
-
-  return be->reaping_count == 0 && eng_in_flight(run->ctx->loop) == 0;
+  return rbx_cleanups_pending(run->ctx) == 0 &&
+         eng_in_flight(run->ctx->loop) == 0;
 }
 
 static void start_context(struct run *run, const struct fake_route *routes)
