@@ -44,6 +44,8 @@ struct bench {
   char *want_out, *want_err;
   size_t want_out_len, want_err_len;
   bool timed_phase; /* false during warm-up */
+  unsigned warm_limit; /* executions the current warm-up step may start */
+  bool warm_burst;     /* the warm-up step starts them all at once */
   bool stop_launching;
   unsigned launched, finished, in_flight;
   unsigned ok, errors;
@@ -99,7 +101,12 @@ static void print_help(void)
         "--cmd takes every argument after it. --expect and --expect-stderr "
         "understand\n"
         "\\n, \\t and \\\\. Latency runs from spawn to the completion "
-        "callback.\n",
+        "callback.\n"
+        "Warm-up (untimed): WARMUP executions one at a time, then, with the "
+        "holder\n"
+        "pool, one burst of CONCURRENCY (at most the pool's size) to fill "
+        "it;\n"
+        "--warmup 0 skips both.\n",
         stdout);
 }
 
@@ -317,7 +324,7 @@ static void on_done(struct rbx_exec *exec, const struct rbx_result *result,
 /* Starts executions until CONCURRENCY are in flight or N were started. */
 static void launch(struct bench *b)
 {
-  unsigned limit = b->timed_phase ? b->args->n : b->args->warmup;
+  unsigned limit = b->timed_phase ? b->args->n : b->warm_limit;
 
   while (!b->stop_launching && b->launched < limit &&
          b->in_flight < b->args->concurrency) {
@@ -341,7 +348,7 @@ static void launch(struct bench *b)
     }
     b->in_flight++;
     /* Warm-up runs one at a time, like the peers' warm-up loop. */
-    if (!b->timed_phase)
+    if (!b->timed_phase && !b->warm_burst)
       break;
   }
 }
@@ -396,13 +403,47 @@ static bool run_until_done(struct bench *b, unsigned target, double deadline,
   }
 }
 
+/* Runs the loop until the removals after the warm-up are done, so that the
+ * timed phase starts with the holders back in the pool. */
+static void settle(struct bench *b, double deadline)
+{
+  while (rbx_cleanups_pending(b->ctx) > 0 && now_ms() < deadline) {
+    struct pollfd fd = {.fd = rbx_fd(b->ctx), .events = POLLIN};
+
+    if (drain(b) < 0)
+      return;
+    if (poll(&fd, 1, PROGRESS_INTERVAL_MS) < 0 && errno != EINTR)
+      return;
+  }
+}
+
+/* Runs the untimed warm-up: WARMUP executions one at a time, as the peers
+ * do. With the holder pool on, one burst at the concurrency (up to the
+ * pool's size) then fills the pool, as in a client that has run a while. */
 static void warm_up(struct bench *b)
 {
+  double deadline = now_ms() + b->args->deadline_s * 1000;
+  struct rbx_options defaults;
+  unsigned burst = b->args->concurrency;
+
   b->timed_phase = false;
+  b->warm_limit = b->args->warmup;
   for (unsigned i = 0; i < b->args->warmup; i++) {
     launch(b);
-    run_until_done(b, i + 1, now_ms() + b->args->deadline_s * 1000, false);
+    run_until_done(b, i + 1, deadline, false);
   }
+  rbx_options_init(&defaults);
+  if (burst > defaults.holder_pool_max)
+    burst = defaults.holder_pool_max;
+  if (!b->args->no_holder_pool && b->args->warmup > 0 && burst > 1) {
+    b->launched = b->finished = 0;
+    b->warm_limit = burst;
+    b->warm_burst = true;
+    launch(b);
+    run_until_done(b, burst, deadline, false);
+    b->warm_burst = false;
+  }
+  settle(b, deadline);
   b->launched = b->finished = 0;
 }
 
@@ -451,12 +492,32 @@ static double cpu_seconds(const struct rusage *ru)
          (double)ru->ru_stime.tv_sec + ru->ru_stime.tv_usec / 1e6;
 }
 
+/* Returns this process's peak resident set in KiB. VmHWM belongs to the
+ * process's own memory map, while ru_maxrss also keeps the peak of the
+ * program it was exec'd from: started through `bash -c`, as the peer
+ * harness does, it reports bash's 3 MiB instead of ringbox's own peak. */
+static long peak_rss_kib(void)
+{
+  FILE *status = fopen("/proc/self/status", "re");
+  char line[128];
+  long kib = -1;
+  struct rusage ru;
+
+  if (status) {
+    while (fgets(line, sizeof(line), status))
+      if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+        break;
+    fclose(status);
+  }
+  if (kib >= 0)
+    return kib;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
 static void print_result(const struct bench *b, double wall_s, double cpu_s,
                          bool timed_out)
 {
-  struct rusage ru;
-
-  getrusage(RUSAGE_SELF, &ru);
   printf("{\"peer\":\"ringbox\",\"n\":%u,\"concurrency\":%u,\"wall_s\":%.3f,"
          "\"execs_per_s\":%.2f,\"p50_ms\":",
          b->args->n, b->args->concurrency, wall_s,
@@ -467,7 +528,7 @@ static void print_result(const struct bench *b, double wall_s, double cpu_s,
   printf(",\"errors\":%u,\"client_cpu_s\":%.2f,\"client_peak_rss_kb\":%ld,"
          "\"ok\":%u,\"timed_out\":%s,\"runtime\":\"%s\",\"holder_pool\":%s,"
          "\"first_error\":",
-         b->errors, cpu_s, ru.ru_maxrss, b->ok, timed_out ? "true" : "false",
+         b->errors, cpu_s, peak_rss_kib(), b->ok, timed_out ? "true" : "false",
          b->args->runtime == RBX_RUNTIME_PODMAN ? "podman" : "docker",
          b->args->no_holder_pool ? "false" : "true");
   print_json_string(b->first_error);
