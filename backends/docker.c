@@ -54,6 +54,7 @@ struct docker_exec {
   struct eng_op start_op;    /* bounds create, attach and start */
   struct eng_op deadline_op; /* the command's timeout, from its start */
   struct eng_op grace_op;
+  struct eng_op exit_check_op; /* from the attach stream's end to the exit */
   size_t stdin_sent;
   bool stdin_done;
   bool wait_registered;
@@ -321,7 +322,8 @@ static bool io_idle(struct docker_exec *dx)
 {
   return !dx->recv_op.in_flight && !dx->send_op.in_flight &&
          !dx->deadline_op.in_flight && !dx->grace_op.in_flight &&
-         !dx->start_op.in_flight && !dx->call &&
+         !dx->exit_check_op.in_flight && !dx->start_op.in_flight &&
+         !dx->call &&
          !dx->wait_call;
 }
 
@@ -347,6 +349,8 @@ static void stop_timers(struct docker_exec *dx)
     eng_cancel(&dx->deadline_op);
   if (dx->grace_op.in_flight)
     eng_cancel(&dx->grace_op);
+  if (dx->exit_check_op.in_flight)
+    eng_cancel(&dx->exit_check_op);
 }
 
 static void live_add(struct docker_exec *dx)
@@ -825,6 +829,20 @@ static void on_grace(struct eng_op *op, int res)
   step(dx);
 }
 
+static void on_exit_check(struct eng_op *op, int res)
+{
+  struct docker_exec *dx = op->data;
+
+  if (res == -ETIME && !dx->exit_known && !dx->wait_call && !dx->failed) {
+    rbx_log(&dx->be->ctx->log, RBX_LOG_INFO,
+            "no exit event %d ms after the attach stream ended; asking with "
+            "a wait container=%.12s",
+            DOCKER_EXIT_EVENT_WAIT_MS, dx->id);
+    send_wait(dx, "not-running");
+  }
+  step(dx);
+}
+
 static void send_kill(struct docker_exec *dx)
 {
   char target[160];
@@ -953,6 +971,11 @@ static void on_attach_recv(struct eng_op *op, int res)
       dx_fail(dx, &err);
     }
     dx->attach_eof = true;
+    /* The exit event normally follows the stream's end at once. If it is
+     * lost, a command without a timeout would wait for ever, so a wait
+     * request reads the exit after a delay. */
+    if (dx->started && !dx->exit_known && !dx->wait_call && !dx->failed)
+      eng_timer(&dx->exit_check_op, DOCKER_EXIT_EVENT_WAIT_MS);
     step(dx);
     return;
   }
@@ -1480,6 +1503,7 @@ static int docker_start(struct rbx_exec *exec, struct rbx_error *err)
   eng_op_init(&dx->start_op, be->ctx->loop, on_start_timer, dx);
   eng_op_init(&dx->deadline_op, be->ctx->loop, on_deadline, dx);
   eng_op_init(&dx->grace_op, be->ctx->loop, on_grace, dx);
+  eng_op_init(&dx->exit_check_op, be->ctx->loop, on_exit_check, dx);
 
   if (exec->spec.policy.network == RBX_NET_LIMITED) {
     int rc;

@@ -28,6 +28,10 @@
 /* After a kill, how long the exit may take before the execution is ended
  * anyway (and the container removed by force). */
 #define DOCKER_KILL_GRACE_MS 10000
+
+/* Delay between the end of the attach stream and a wait request that reads
+ * the exit when no exit event has arrived. */
+#define DOCKER_EXIT_EVENT_WAIT_MS 3000
 /* Added to an execution's timeout for its deadline label, so the sweep
  * never removes the objects of a live execution still winding down. */
 #define DOCKER_DEADLINE_GRACE_S 120

@@ -228,7 +228,7 @@ static void start_context(struct run *run, const struct fake_route *routes)
 
 /* Spawns `sh -c 'exit 3'` with the given timeout and runs it to the end,
  * then lets the removal finish and checks that nothing is in flight. */
-static void run_exec(struct run *run, uint64_t timeout_ms)
+static void spawn_exec(struct run *run, uint64_t timeout_ms)
 {
   static const char *const argv[] = {"sh", "-c", "echo hello; exit 3", NULL};
   struct rbx_policy policy;
@@ -241,6 +241,11 @@ static void run_exec(struct run *run, uint64_t timeout_ms)
   run->start_ms = eng_now_ms();
   if (rbx_spawn(run->ctx, &spec, on_exec_done, &run->o, NULL, &err) < 0)
     fail_msg("rbx_spawn: %s", err.message);
+}
+
+static void run_exec(struct run *run, uint64_t timeout_ms)
+{
+  spawn_exec(run, timeout_ms);
   if (!drive(run, exec_done))
     fail_msg("the execution did not end within %d ms", RUN_LIMIT_MS);
   if (!drive(run, removals_done))
@@ -661,7 +666,7 @@ static void test_docker_fake_exit_137_not_oom(void **state)
 static const char holder_created[] =
     "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
     "Content-Length: 88\r\n\r\n{\"Id\":\"" HOLDER_ID "\",\"Warnings\":[]}\n";
-/* What dockerd answers when the namespace's owner has stopped. */
+/* dockerd's response to a start when the namespace's owner has stopped. */
 static const char holder_gone[] =
     "HTTP/1.1 500 Internal Server Error\r\n"
     "Content-Type: application/json\r\nContent-Length: 127\r\n\r\n"
@@ -738,6 +743,78 @@ static void test_docker_fake_holder_gone_retry(void **state)
   finish(&run);
 }
 
+static const char events_head[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    "Transfer-Encoding: chunked\r\n\r\n";
+
+static bool cleanups_done(struct run *run)
+{
+  return rbx_cleanups_pending(run->ctx) == 0;
+}
+
+static bool events_connected(struct run *run)
+{
+  return eng_now_ms() >= run->start_ms + 300;
+}
+
+/* The events stream is up but never reports the exit: once the attach
+ * stream has ended, a wait request for a stopped container reads it, so the
+ * execution still ends with its exit code. */
+static void test_docker_fake_exit_event_lost(void **state)
+{
+  enum { EVENT_ROUTES = 1 };
+  struct fake_route routes[EVENT_ROUTES + R_COUNT];
+  struct fake_request wait;
+  struct rbx_options opts;
+  struct rbx_error err = {0};
+  struct run run;
+
+  (void)state;
+  routes[0] = (struct fake_route){.name = "events",
+                                  .method = "GET",
+                                  .path = "/events?",
+                                  .after = FAKE_HOLD,
+                                  .writes = {LIT(events_head)}};
+  base_routes(routes + EVENT_ROUTES);
+  /* The wait is only sent after the attach stream ended, so the fake
+   * daemon responds at once. */
+  routes[EVENT_ROUTES + R_WAIT].writes[0] =
+      (struct fake_write){.data = wait_head};
+  routes[EVENT_ROUTES + R_WAIT].writes[1] =
+      (struct fake_write){.data = wait_exit_3};
+
+  memset(&run, 0, sizeof(run));
+  assert_int_equal(
+      fake_daemon_start(&run.daemon, routes, EVENT_ROUTES + R_COUNT), 0);
+  rbx_options_init(&opts);
+  opts.daemon_url = fake_daemon_url(run.daemon);
+  opts.no_startup_sweep = true;
+  opts.no_holder_pool = true;
+  opts.log_fn = on_log;
+  opts.log_level = RBX_LOG_WARN;
+  if (rbx_context_new(&run.ctx, &opts, &err) < 0)
+    fail_msg("rbx_context_new: %s", err.message);
+  run.start_ms = eng_now_ms();
+  drive(&run, events_connected);
+  spawn_exec(&run, 0);
+  if (!drive(&run, exec_done))
+    fail_msg("the execution did not end within %d ms", RUN_LIMIT_MS);
+  /* The events stream keeps a receive in flight, so only the removals are
+   * waited for. */
+  if (!drive(&run, cleanups_done))
+    fail_msg("the removal did not end within %d ms", RUN_LIMIT_MS);
+
+  if (run.o.failed)
+    fail_msg("execution failed: %s", run.o.err.message);
+  assert_int_equal(run.o.result.end, RBX_END_EXITED);
+  assert_int_equal(run.o.result.exit_code, 3);
+  assert_int_equal(fake_daemon_hits(run.daemon, "wait"), 1);
+  assert_true(fake_daemon_find(run.daemon, "wait", 0, &wait));
+  assert_non_null(strstr(wait.target, "condition=not-running"));
+  assert_true(run.o.done_ms - run.start_ms >= DOCKER_EXIT_EVENT_WAIT_MS);
+  finish(&run);
+}
+
 /* A daemon whose /version is not an Engine API answer. */
 static void test_docker_fake_version_garbage(void **state)
 {
@@ -784,6 +861,7 @@ int main(void)
       cmocka_unit_test(test_docker_fake_exit_137_not_oom),
       cmocka_unit_test(test_docker_fake_version_garbage),
       cmocka_unit_test(test_docker_fake_holder_gone_retry),
+      cmocka_unit_test(test_docker_fake_exit_event_lost),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
