@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include "engine/error.h"
 
 #define ATTACH_RECV_BUF (4 * 1024)
+/* Receive buffers kept for reuse when no stream needs them. */
+#define ATTACH_SPARES_MAX 16
 #define API_VERSION_MIN_MINOR 40 /* 1.40: Docker 19.03 */
 #define API_VERSION_MAX_MINOR 43
 
@@ -47,7 +50,10 @@ struct docker_exec {
   struct http_call *call;      /* the short request in flight */
   struct http_call *wait_call; /* the wait, until its response */
   int attach_fd;
+  /* Taken at the stream's first data: until then the stream waits with a
+   * poll, which needs no buffer. */
   uint8_t *recv_buf;
+  bool recv_polling; /* recv_op is the poll, not the receive */
   struct http_demux demux;
   struct eng_op recv_op;
   struct eng_op send_op;
@@ -96,6 +102,16 @@ struct http_call *docker_request_ex(struct docker_backend *be,
                                     http_done_fn done, void *data,
                                     struct rbx_error *err)
 {
+  return docker_request_timed(be, method, target, body, urgent,
+                              DOCKER_REQUEST_TIMEOUT_MS, done, data, err);
+}
+
+struct http_call *docker_request_timed(struct docker_backend *be,
+                                       const char *method, const char *target,
+                                       cJSON *body, bool urgent,
+                                       uint64_t timeout_ms, http_done_fn done,
+                                       void *data, struct rbx_error *err)
+{
   char full[1024];
   struct http_request req = {0};
   char *text = NULL;
@@ -121,7 +137,7 @@ struct http_call *docker_request_ex(struct docker_backend *be,
   }
   req.method = method;
   req.target = full;
-  req.timeout_ms = DOCKER_REQUEST_TIMEOUT_MS;
+  req.timeout_ms = timeout_ms;
   req.urgent = urgent;
   call = http_request(be->http, &req, done, data, err);
   free(text);
@@ -239,6 +255,10 @@ int docker_proc_start_time(int pid, unsigned long long *start)
   if (!p)
     return -EINVAL;
   p++;
+  /* Field 3 is the state: a zombie has ended and only waits for its
+   * parent to read its status. */
+  if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+    return -ESRCH;
   for (int field = 3; field < 22; field++) {
     p = strchr(p + 1, ' ');
     if (!p)
@@ -453,6 +473,30 @@ static void deliver(struct docker_exec *dx)
   start_remove(dx);
 }
 
+static uint8_t *recv_buffer_take(struct docker_backend *be)
+{
+  uint8_t *buf = be->recv_spares;
+
+  if (!buf)
+    return malloc(ATTACH_RECV_BUF);
+  memcpy(&be->recv_spares, buf, sizeof(void *));
+  be->recv_spares_count--;
+  return buf;
+}
+
+static void recv_buffer_put(struct docker_backend *be, uint8_t *buf)
+{
+  if (!buf)
+    return;
+  if (be->recv_spares_count >= ATTACH_SPARES_MAX) {
+    free(buf);
+    return;
+  }
+  memcpy(buf, &be->recv_spares, sizeof(void *));
+  be->recv_spares = buf;
+  be->recv_spares_count++;
+}
+
 static void dx_free(struct docker_exec *dx)
 {
   struct docker_backend *be = dx->be;
@@ -464,7 +508,7 @@ static void dx_free(struct docker_exec *dx)
   if (dx->next)
     dx->next->prev = dx->prev;
   be->reaping_count--;
-  free(dx->recv_buf);
+  recv_buffer_put(be, dx->recv_buf);
   free(dx);
 }
 
@@ -595,8 +639,7 @@ static void retry_without_holder(struct docker_exec *dx)
   dx->attach_closing = false;
   dx->stdin_sent = 0;
   memset(&dx->demux, 0, sizeof(dx->demux));
-  /* The retry's attach allocates its own receive buffer. */
-  free(dx->recv_buf);
+  recv_buffer_put(dx->be, dx->recv_buf);
   dx->recv_buf = NULL;
   send_create(dx);
 }
@@ -949,13 +992,39 @@ static int on_frame(void *data, int stream, const uint8_t *buf, size_t len)
   return 0;
 }
 
+/* Waits for the attach stream to become readable. */
+static void poll_attach(struct docker_exec *dx)
+{
+  dx->recv_polling = true;
+  eng_poll(&dx->recv_op, dx->attach_fd, POLLIN);
+}
+
 static void on_attach_recv(struct eng_op *op, int res)
 {
   struct docker_exec *dx = op->data;
   struct rbx_error err;
+  bool polled = dx->recv_polling;
 
+  dx->recv_polling = false;
+  if (!polled && (res <= 0 || dx->failed || dx->attach_closing)) {
+    recv_buffer_put(dx->be, dx->recv_buf);
+    dx->recv_buf = NULL;
+  }
   if (dx->failed || res == -ECANCELED || dx->attach_closing) {
     step(dx);
+    return;
+  }
+  if (polled && res >= 0) {
+    /* Readable, or at its end: the receive's result shows which. */
+    if (!dx->recv_buf)
+      dx->recv_buf = recv_buffer_take(dx->be);
+    if (!dx->recv_buf) {
+      rbx_err_set(&err, RBX_ERR_IO, -ENOMEM, "out of memory");
+      dx_fail(dx, &err);
+      step(dx);
+      return;
+    }
+    eng_recv(&dx->recv_op, dx->attach_fd, dx->recv_buf, ATTACH_RECV_BUF);
     return;
   }
   if (res <= 0) {
@@ -985,6 +1054,9 @@ static void on_attach_recv(struct eng_op *op, int res)
     step(dx);
     return;
   }
+  /* Once output flows, the stream keeps its buffer and a receive armed. A
+   * reader that polled between chunks was slow enough to lose the end of
+   * an 8 MiB output: dockerd closed the stream after the exit first. */
   eng_recv(&dx->recv_op, dx->attach_fd, dx->recv_buf, ATTACH_RECV_BUF);
 }
 
@@ -1160,16 +1232,11 @@ static void on_attached(struct http_call *call, struct http_response *resp,
     goto fail;
   }
   dx->attach_fd = resp->fd;
-  dx->recv_buf = malloc(ATTACH_RECV_BUF);
-  if (!dx->recv_buf) {
-    rbx_err_set(&ferr, RBX_ERR_IO, -ENOMEM, "out of memory");
-    goto fail;
-  }
   if (resp->extra_len &&
       http_demux_feed(&dx->demux, resp->extra, resp->extra_len, on_frame, dx,
                       &ferr) < 0)
     goto fail;
-  eng_recv(&dx->recv_op, dx->attach_fd, dx->recv_buf, ATTACH_RECV_BUF);
+  poll_attach(dx);
   /* send_start ends an execution whose end came before start. */
   if (dx->wait_registered || dx->end_set)
     send_start(dx);
@@ -1423,8 +1490,8 @@ static void on_created(struct http_call *call, struct http_response *resp,
     step(dx);
     return;
   }
-  /* Bounds attach and start; create had its own request timeout, and its
-   * time queued behind other creates does not count. */
+  /* Bounds attach and start; create had the same bound as its request
+   * timeout. */
   eng_timer(&dx->start_op, start_bound_ms(&dx->exec->spec.policy));
   send_attach(dx);
 }
@@ -1436,8 +1503,12 @@ static void send_create(struct docker_exec *dx)
 
   dx->phase = PHASE_CREATE;
   snprintf(target, sizeof(target), "/containers/create?name=%s", dx->name);
-  dx->call = docker_request(dx->be, "POST", target, container_config(dx),
-                            on_created, dx, &err);
+  /* The command's start bound applies from the moment the request is
+   * sent: time queued behind other creates does not count. */
+  dx->call = docker_request_timed(dx->be, "POST", target, container_config(dx),
+                                  false,
+                                  start_bound_ms(&dx->exec->spec.policy),
+                                  on_created, dx, &err);
   if (!dx->call) {
     dx->phase = PHASE_RUNNING;
     dx_fail(dx, &err);
@@ -1483,13 +1554,89 @@ static void on_holder(void *data, struct docker_holder *holder,
   send_create(dx);
 }
 
+/* Returns true when s is well-formed UTF-8: no overlong forms, no
+ * surrogates, nothing past U+10FFFF. */
+static bool utf8_valid(const char *s)
+{
+  const unsigned char *p = (const unsigned char *)s;
+
+  while (*p) {
+    unsigned c = *p++;
+    int more;
+    unsigned min, cp;
+
+    if (c < 0x80)
+      continue;
+    if (c >= 0xc2 && c <= 0xdf) {
+      more = 1;
+      min = 0x80;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      more = 2;
+      min = 0x800;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      more = 3;
+      min = 0x10000;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (int i = 0; i < more; i++, p++) {
+      if ((*p & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (*p & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+  }
+  return true;
+}
+
+/* Rejects a spec whose command, environment or paths are not UTF-8. They
+ * travel as JSON text, where such bytes would turn into U+FFFD. */
+static int check_text(const struct exec_spec *spec, struct rbx_error *err)
+{
+  for (size_t i = 0; spec->argv[i]; i++)
+    if (!utf8_valid(spec->argv[i]))
+      return rbx_err_set(err, RBX_ERR_INVALID, -EILSEQ,
+                         "argv[%zu] is not valid UTF-8, which the Engine "
+                         "API cannot carry; pass such bytes through stdin "
+                         "or a mounted file",
+                         i);
+  for (size_t i = 0; spec->env && spec->env[i]; i++)
+    if (!utf8_valid(spec->env[i]))
+      return rbx_err_set(err, RBX_ERR_INVALID, -EILSEQ,
+                         "env[%zu] is not valid UTF-8, which the Engine API "
+                         "cannot carry; pass such bytes through stdin or a "
+                         "mounted file",
+                         i);
+  if (spec->workdir && !utf8_valid(spec->workdir))
+    return rbx_err_set(err, RBX_ERR_INVALID, -EILSEQ,
+                       "the working directory is not valid UTF-8, which the "
+                       "Engine API cannot carry; rename it");
+  for (size_t i = 0; i < spec->mounts_count; i++)
+    if (!utf8_valid(spec->mounts[i].source) ||
+        !utf8_valid(spec->mounts[i].target))
+      return rbx_err_set(err, RBX_ERR_INVALID, -EILSEQ,
+                         "mount %zu has a path that is not valid UTF-8, "
+                         "which the Engine API cannot carry; rename it",
+                         i);
+  return 0;
+}
+
 static int docker_start(struct rbx_exec *exec, struct rbx_error *err)
 {
   struct docker_backend *be = exec->ctx->backend_state;
   struct docker_exec *dx = calloc(1, sizeof(*dx));
   unsigned rand_part = (unsigned)(eng_now_ms() * 2654435761u) ^
                        (unsigned)exec->seq * 40503u;
+  int rc = check_text(&exec->spec, err);
 
+  if (rc < 0) {
+    free(dx);
+    return rc;
+  }
   if (!dx)
     return rbx_err_set(err, RBX_ERR_IO, -ENOMEM, "out of memory");
   dx->be = be;
@@ -1702,12 +1849,18 @@ static int connect_first(struct docker_backend *be, const char *const *urls,
     if (used >= sizeof(tried))
       used = sizeof(tried) - 1;
   }
+  if (be->ctx->opts.runtime == RBX_RUNTIME_PODMAN)
+    return rbx_err_set(err, RBX_ERR_UNAVAILABLE, -ECONNREFUSED,
+                       "no Podman service answered at %s (%s); start one "
+                       "(scripts/start-daemons) or set PODMAN_SOCKET to its "
+                       "address",
+                       tried,
+                       last.code < 0 ? strerror(-last.code) : last.message);
   return rbx_err_set(err, RBX_ERR_UNAVAILABLE, -ECONNREFUSED,
-                     "no %s daemon answered (tried %s): %s; start it "
-                     "(scripts/start-daemons) or set the address",
-                     be->ctx->opts.runtime == RBX_RUNTIME_PODMAN ? "Podman"
-                                                                 : "Docker",
-                     tried, last.message[0] ? last.message : "no address");
+                     "no Docker daemon answered at %s (%s); start one "
+                     "(scripts/start-daemons) or set DOCKER_HOST to its "
+                     "address",
+                     tried, last.code < 0 ? strerror(-last.code) : last.message);
 }
 
 static int pick_daemon(struct docker_backend *be, struct rbx_error *err)
@@ -1803,5 +1956,7 @@ static void docker_free(struct rbx_context *ctx)
   while (eng_in_flight(ctx->loop) > 0)
     if (eng_run_once(ctx->loop, true) < 0)
       break;
+  while (be->recv_spares)
+    free(recv_buffer_take(be));
   free(be);
 }

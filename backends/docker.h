@@ -22,6 +22,11 @@
  * the maximum. The command's timeout starts after. */
 #define DOCKER_START_TIMEOUT_MS 60000
 #define DOCKER_START_MARGIN_MS 10000
+
+/* How long a network holder's create and start may each take. A daemon
+ * slower than this is overloaded, and the execution goes on without a
+ * holder rather than wait. */
+#define DOCKER_HOLDER_TIMEOUT_MS 10000
 /* After an exit with status 137, how long to wait for a late oom event
  * before reading State.OOMKilled. */
 #define DOCKER_OOM_EVENT_WAIT_MS 500
@@ -96,6 +101,9 @@ struct docker_backend {
   bool net_engine_checked;
   /* Shared named proxies already created by this context. */
   struct docker_net_shared *shared_proxies;
+  /* Attach receive buffers not in use, linked through their first bytes. */
+  void *recv_spares;
+  unsigned recv_spares_count;
 };
 
 /* The image network holders run: it only needs a `sleep`. */
@@ -133,6 +141,14 @@ struct http_call *docker_request_ex(struct docker_backend *be,
                                     cJSON *body, bool urgent,
                                     http_done_fn done, void *data,
                                     struct rbx_error *err);
+
+/* docker_request_ex with a request timeout of timeout_ms, counted from the
+ * request's sending, in place of DOCKER_REQUEST_TIMEOUT_MS. */
+struct http_call *docker_request_timed(struct docker_backend *be,
+                                       const char *method, const char *target,
+                                       cJSON *body, bool urgent,
+                                       uint64_t timeout_ms, http_done_fn done,
+                                       void *data, struct rbx_error *err);
 
 /* Runs one request to the end by driving the loop. Not for use inside a
  * callback. On success returns the status and, when body_out is not NULL,
@@ -190,7 +206,7 @@ int docker_sweep(struct docker_backend *be, bool everything_of_mine,
                  struct rbx_error *err);
 
 /* Reads the start time of a process from /proc (clock ticks since boot).
- * Returns 0 or a negative errno. */
+ * Returns 0, -ESRCH for a zombie, or another negative errno. */
 int docker_proc_start_time(int pid, unsigned long long *start);
 int docker_boot_id(char *out, size_t size);
 /* The inode of this process's PID namespace, or 0 when unknown. */

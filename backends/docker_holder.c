@@ -98,8 +98,9 @@ static void on_holder_created(struct http_call *call, struct http_response *resp
     return;
   }
   snprintf(target, sizeof(target), "/containers/%s/start", holder->id);
-  if (!docker_request(holder->be, "POST", target, NULL, on_holder_started,
-                      holder, &cerr))
+  if (!docker_request_timed(holder->be, "POST", target, NULL, false,
+                            DOCKER_HOLDER_TIMEOUT_MS, on_holder_started,
+                            holder, &cerr))
     holder_ready(holder, &cerr);
 }
 
@@ -160,8 +161,9 @@ int docker_holder_acquire(struct docker_backend *be, docker_holder_fn ready,
   be->holders_total++;
   snprintf(target, sizeof(target), "/containers/create?name=ringbox-holder-%d-%u",
            (int)getpid(), ++be->holder_seq);
-  if (!docker_request(be, "POST", target, holder_config(be), on_holder_created,
-                      holder, err)) {
+  if (!docker_request_timed(be, "POST", target, holder_config(be), false,
+                            DOCKER_HOLDER_TIMEOUT_MS, on_holder_created,
+                            holder, err)) {
     be->holders_total--;
     free(holder);
     return err ? err->code : -EIO;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -815,6 +817,79 @@ static void test_docker_fake_exit_event_lost(void **state)
   finish(&run);
 }
 
+/* Bytes that JSON cannot carry fail the execution before any request,
+ * while valid multi-byte text passes. */
+static void test_docker_fake_non_utf8_rejected(void **state)
+{
+  static const char *const bad[][3] = {
+      {"echo", "\xff", NULL},       /* a byte that UTF-8 never uses */
+      {"echo", "\xc0\xaf", NULL},   /* an overlong '/' */
+      {"echo", "\xed\xa0\x80", NULL}, /* a surrogate */
+      {"echo", "\xe2\x82", NULL},   /* cut short */
+  };
+  static const char *const good[] = {"echo", "h\xc3\xa9 \xf0\x9f\x98\x80",
+                                     NULL};
+  struct fake_route routes[R_COUNT];
+  struct rbx_policy policy;
+  struct rbx_error err = {0};
+  struct run run;
+
+  (void)state;
+  base_routes(routes);
+  start_context(&run, routes);
+  rbx_policy_init(&policy);
+  policy.image = "ringbox-tools:test";
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    struct rbx_spec spec = {.argv = bad[i], .policy = &policy};
+
+    memset(&run.o, 0, sizeof(run.o));
+    assert_int_equal(
+        rbx_spawn(run.ctx, &spec, on_exec_done, &run.o, NULL, &err), 0);
+    if (!drive(&run, exec_done))
+      fail_msg("the execution did not end within %d ms", RUN_LIMIT_MS);
+    assert_true(run.o.failed);
+    assert_int_equal(run.o.err.kind, RBX_ERR_INVALID);
+    assert_non_null(strstr(run.o.err.message, "argv[1] is not valid UTF-8"));
+  }
+  assert_int_equal(fake_daemon_hits(run.daemon, "create"), 0);
+
+  struct rbx_spec spec = {.argv = good, .policy = &policy};
+
+  memset(&run.o, 0, sizeof(run.o));
+  assert_int_equal(rbx_spawn(run.ctx, &spec, on_exec_done, &run.o, NULL, &err),
+                   0);
+  if (!drive(&run, exec_done))
+    fail_msg("the execution did not end within %d ms", RUN_LIMIT_MS);
+  if (!drive(&run, removals_done))
+    fail_msg("the removal did not end within %d ms", RUN_LIMIT_MS);
+  assert_false(run.o.failed);
+  assert_int_equal(run.o.result.exit_code, 3);
+  assert_int_equal(fake_daemon_hits(run.daemon, "create"), 1);
+  finish(&run);
+}
+
+/* A client killed but not yet reaped is gone for the sweep: its start
+ * time reads as ESRCH. */
+static void test_docker_proc_zombie_gone(void **state)
+{
+  unsigned long long start;
+  siginfo_t info;
+  pid_t child;
+  int status;
+
+  (void)state;
+  assert_int_equal(docker_proc_start_time((int)getpid(), &start), 0);
+  assert_true(start > 0);
+  child = fork();
+  assert_true(child >= 0);
+  if (child == 0)
+    _exit(0);
+  /* Wait for the exit without reaping the child. */
+  assert_int_equal(waitid(P_PID, (id_t)child, &info, WEXITED | WNOWAIT), 0);
+  assert_int_equal(docker_proc_start_time((int)child, &start), -ESRCH);
+  assert_int_equal(waitpid(child, &status, 0), child);
+}
+
 /* A daemon whose /version is not an Engine API answer. */
 static void test_docker_fake_version_garbage(void **state)
 {
@@ -862,6 +937,8 @@ int main(void)
       cmocka_unit_test(test_docker_fake_version_garbage),
       cmocka_unit_test(test_docker_fake_holder_gone_retry),
       cmocka_unit_test(test_docker_fake_exit_event_lost),
+      cmocka_unit_test(test_docker_proc_zombie_gone),
+      cmocka_unit_test(test_docker_fake_non_utf8_rejected),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
