@@ -664,10 +664,19 @@ static bool check_watch_once(struct docker_net *net)
     char output[NET_PROXY_OUTPUT_MAX + 1];
 
     output_for_message(net, output, sizeof(output));
-    rbx_err_set(&err, RBX_ERR_UNAVAILABLE, -EPIPE,
-                "proxy container %s (image %s) stopped before it was "
-                "listening; its output: %.300s",
-                net->proxy, net->proxy_image, output);
+    /* A proxy that printed nothing usually never ran: the engine could not
+     * attach its egress network, e.g. one that does not exist. */
+    if (net->output_len == 0)
+      rbx_err_set(&err, RBX_ERR_UNAVAILABLE, -EPIPE,
+                  "proxy container %s (image %s) stopped before it was "
+                  "listening, with no output; check that the egress network "
+                  "'%s' exists",
+                  net->proxy, net->proxy_image, net->egress_network);
+    else
+      rbx_err_set(&err, RBX_ERR_UNAVAILABLE, -EPIPE,
+                  "proxy container %s (image %s) stopped before it was "
+                  "listening; its output: %.300s",
+                  net->proxy, net->proxy_image, output);
     fail(net, &err);
   }
   if (!net->failed && !(net->listening && net->start_done))

@@ -699,7 +699,7 @@ static void on_conn_io(struct eng_op *op, int res)
       char what[160];
 
       snprintf(what, sizeof(what),
-               "cannot connect: %s; is the daemon running", strerror(-res));
+               "cannot connect: %s", strerror(-res));
       conn_fail(conn, RBX_ERR_UNAVAILABLE, res, what);
       return;
     }
