@@ -17,6 +17,8 @@
 
 #define KIB ((uint64_t)1024)
 #define MIB (KIB * 1024)
+/* The library's smallest output limit, checked here to name the option. */
+#define CLI_OUTPUT_LIMIT_MIN KIB
 
 enum opt_id {
   OPT_IMAGE,
@@ -495,9 +497,8 @@ static int apply_mount_field(char *field, char **source, char **target,
   }
   if (!value || value[0] != '/') {
     set_msg(reason, reason_size,
-            "needs an absolute path after %s= (e.g. "
-            "src=$PWD/data)",
-            field);
+            "needs an absolute path after %s= (e.g. %s)", field,
+            strcmp(field, "src") == 0 ? "src=$PWD/data" : "dst=/data");
     return -EINVAL;
   }
   if (*slot) {
@@ -596,8 +597,8 @@ static int apply_number_option(struct cli_config *cfg, enum opt_id id,
     int rc =
         cli_parse_size(value, 1, &policy->output_limit, reason, reason_size);
 
-    if (rc == 0 && policy->output_limit == 0) {
-      set_msg(reason, reason_size, "is zero (write at least 1 byte, e.g. 64k)");
+    if (rc == 0 && policy->output_limit < CLI_OUTPUT_LIMIT_MIN) {
+      set_msg(reason, reason_size, "is below the minimum of 1k (e.g. 64k)");
       rc = -EINVAL;
     }
     return rc;
@@ -657,8 +658,18 @@ static int apply_option(struct cli_config *cfg, const struct opt_def *def,
   case OPT_MOUNT:
     return add_mount(cfg, value, reason, reason_size);
   case OPT_ALLOW_MOUNT:
+    if (value[0] != '/') {
+      set_msg(reason, reason_size, "needs an absolute path (e.g. $PWD/%s)",
+              value);
+      return -EINVAL;
+    }
     return push_limited(&cfg->allowed_roots, value, reason, reason_size);
   case OPT_WORKSPACE:
+    if (value[0] != '/') {
+      set_msg(reason, reason_size, "needs an absolute path (e.g. $PWD/%s)",
+              value);
+      return -EINVAL;
+    }
     policy->workspace_root = value;
     return 0;
   case OPT_USER:
@@ -728,10 +739,13 @@ static int check_mode(const struct opt_def *def, enum cli_mode mode,
 {
   if (def->modes & (1u << mode))
     return 0;
-  if (mode == CLI_MODE_BATCH)
+  if (mode == CLI_MODE_BATCH && strcmp(def->name, "json") == 0)
     set_msg(msg, msg_size,
-            "%s is not a batch option: set it per request in the JSON line "
-            "(see ringbox batch --help)",
+            "%s is not a batch option: batch always writes JSON results",
+            spelled);
+  else if (mode == CLI_MODE_BATCH)
+    set_msg(msg, msg_size,
+            "%s is not a batch option: set it per request in the JSON line",
             spelled);
   else
     set_msg(msg, msg_size, "%s is only a batch option", spelled);
