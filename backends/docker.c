@@ -1597,20 +1597,17 @@ static bool utf8_valid(const char *s)
  * travel as JSON text, where such bytes would turn into U+FFFD. */
 static int check_text(const struct exec_spec *spec, struct rbx_error *err)
 {
-  for (size_t i = 0; spec->argv[i]; i++)
-    if (!utf8_valid(spec->argv[i]))
-      return rbx_err_set(err, RBX_ERR_INVALID, -EILSEQ,
-                         "argv[%zu] is not valid UTF-8, which the Engine "
-                         "API cannot carry; pass such bytes through stdin "
-                         "or a mounted file",
-                         i);
-  for (size_t i = 0; spec->env && spec->env[i]; i++)
-    if (!utf8_valid(spec->env[i]))
-      return rbx_err_set(err, RBX_ERR_INVALID, -EILSEQ,
-                         "env[%zu] is not valid UTF-8, which the Engine API "
-                         "cannot carry; pass such bytes through stdin or a "
-                         "mounted file",
-                         i);
+  char *const *lists[] = {spec->argv, spec->env};
+  static const char *const names[] = {"argv", "env"};
+
+  for (size_t l = 0; l < 2; l++)
+    for (size_t i = 0; lists[l] && lists[l][i]; i++)
+      if (!utf8_valid(lists[l][i]))
+        return rbx_err_set(err, RBX_ERR_INVALID, -EILSEQ,
+                           "%s[%zu] is not valid UTF-8, which the Engine "
+                           "API cannot carry; pass such bytes through stdin "
+                           "or a mounted file",
+                           names[l], i);
   if (spec->workdir && !utf8_valid(spec->workdir))
     return rbx_err_set(err, RBX_ERR_INVALID, -EILSEQ,
                        "the working directory is not valid UTF-8, which the "

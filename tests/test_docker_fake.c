@@ -210,22 +210,30 @@ static bool removals_done(struct run *run)
          eng_in_flight(run->ctx->loop) == 0;
 }
 
-static void start_context(struct run *run, const struct fake_route *routes)
+/* Starts the fake daemon with count routes and a context on it, with the
+ * holder pool and the events stream on only when asked for. */
+static void start_context_with(struct run *run, const struct fake_route *routes,
+                               size_t count, bool holders, bool events)
 {
   struct rbx_options opts;
   struct rbx_error err = {0};
 
   memset(run, 0, sizeof(*run));
-  assert_int_equal(fake_daemon_start(&run->daemon, routes, R_COUNT), 0);
+  assert_int_equal(fake_daemon_start(&run->daemon, routes, count), 0);
   rbx_options_init(&opts);
   opts.daemon_url = fake_daemon_url(run->daemon);
   opts.no_startup_sweep = true;
-  opts.no_holder_pool = true;
-  opts.no_events_stream = true;
+  opts.no_holder_pool = !holders;
+  opts.no_events_stream = !events;
   opts.log_fn = on_log;
   opts.log_level = RBX_LOG_WARN;
   if (rbx_context_new(&run->ctx, &opts, &err) < 0)
     fail_msg("rbx_context_new: %s", err.message);
+}
+
+static void start_context(struct run *run, const struct fake_route *routes)
+{
+  start_context_with(run, routes, R_COUNT, false, false);
 }
 
 /* Spawns `sh -c 'exit 3'` with the given timeout and runs it to the end,
@@ -684,8 +692,6 @@ static void test_docker_fake_holder_gone_retry(void **state)
   enum { HOLDER_ROUTES = 3 };
   struct fake_route routes[HOLDER_ROUTES + R_COUNT];
   struct fake_request holder_create, first, second;
-  struct rbx_options opts;
-  struct rbx_error err = {0};
   struct run run;
 
   (void)state;
@@ -705,18 +711,7 @@ static void test_docker_fake_holder_gone_retry(void **state)
                                   .writes = {LIT(holder_gone)}};
   base_routes(routes + HOLDER_ROUTES);
 
-  memset(&run, 0, sizeof(run));
-  assert_int_equal(fake_daemon_start(&run.daemon, routes, HOLDER_ROUTES +
-                                                              R_COUNT),
-                   0);
-  rbx_options_init(&opts);
-  opts.daemon_url = fake_daemon_url(run.daemon);
-  opts.no_startup_sweep = true;
-  opts.no_events_stream = true;
-  opts.log_fn = on_log;
-  opts.log_level = RBX_LOG_WARN;
-  if (rbx_context_new(&run.ctx, &opts, &err) < 0)
-    fail_msg("rbx_context_new: %s", err.message);
+  start_context_with(&run, routes, HOLDER_ROUTES + R_COUNT, true, false);
   run_exec(&run, 30000);
 
   if (run.o.failed)
@@ -767,8 +762,6 @@ static void test_docker_fake_exit_event_lost(void **state)
   enum { EVENT_ROUTES = 1 };
   struct fake_route routes[EVENT_ROUTES + R_COUNT];
   struct fake_request wait;
-  struct rbx_options opts;
-  struct rbx_error err = {0};
   struct run run;
 
   (void)state;
@@ -785,17 +778,7 @@ static void test_docker_fake_exit_event_lost(void **state)
   routes[EVENT_ROUTES + R_WAIT].writes[1] =
       (struct fake_write){.data = wait_exit_3};
 
-  memset(&run, 0, sizeof(run));
-  assert_int_equal(
-      fake_daemon_start(&run.daemon, routes, EVENT_ROUTES + R_COUNT), 0);
-  rbx_options_init(&opts);
-  opts.daemon_url = fake_daemon_url(run.daemon);
-  opts.no_startup_sweep = true;
-  opts.no_holder_pool = true;
-  opts.log_fn = on_log;
-  opts.log_level = RBX_LOG_WARN;
-  if (rbx_context_new(&run.ctx, &opts, &err) < 0)
-    fail_msg("rbx_context_new: %s", err.message);
+  start_context_with(&run, routes, EVENT_ROUTES + R_COUNT, false, true);
   run.start_ms = eng_now_ms();
   drive(&run, events_connected);
   spawn_exec(&run, 0);
