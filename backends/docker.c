@@ -1015,9 +1015,9 @@ static void on_attach_recv(struct eng_op *op, int res)
     return;
   }
   if (polled && res >= 0) {
-    /* Readable, or at its end: the receive's result shows which. */
-    if (!dx->recv_buf)
-      dx->recv_buf = recv_buffer_take(dx->be);
+    /* Readable, or at its end: the receive's result shows which. A stream
+     * polls only before its first data, so it holds no buffer yet. */
+    dx->recv_buf = recv_buffer_take(dx->be);
     if (!dx->recv_buf) {
       rbx_err_set(&err, RBX_ERR_IO, -ENOMEM, "out of memory");
       dx_fail(dx, &err);
@@ -1625,15 +1625,13 @@ static int check_text(const struct exec_spec *spec, struct rbx_error *err)
 static int docker_start(struct rbx_exec *exec, struct rbx_error *err)
 {
   struct docker_backend *be = exec->ctx->backend_state;
-  struct docker_exec *dx = calloc(1, sizeof(*dx));
+  struct docker_exec *dx;
   unsigned rand_part = (unsigned)(eng_now_ms() * 2654435761u) ^
                        (unsigned)exec->seq * 40503u;
-  int rc = check_text(&exec->spec, err);
 
-  if (rc < 0) {
-    free(dx);
-    return rc;
-  }
+  if (check_text(&exec->spec, err) < 0)
+    return -EILSEQ;
+  dx = calloc(1, sizeof(*dx));
   if (!dx)
     return rbx_err_set(err, RBX_ERR_IO, -ENOMEM, "out of memory");
   dx->be = be;
