@@ -1016,7 +1016,7 @@ static void on_attach_recv(struct eng_op *op, int res)
   }
   if (polled && res >= 0) {
     /* Readable, or at its end: the receive's result shows which. A stream
-     * polls only before its first data, so it holds no buffer yet. */
+     * polls only before its first data, so it has no buffer yet. */
     dx->recv_buf = recv_buffer_take(dx->be);
     if (!dx->recv_buf) {
       rbx_err_set(&err, RBX_ERR_IO, -ENOMEM, "out of memory");
